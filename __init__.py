@@ -1,0 +1,244 @@
+"""Cluster Lab: cluster a dataset's embeddings and name the clusters.
+
+Operators only; the work lives in ``clustering/`` and ``labeling/``.
+"""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from .clustering import display, embeddings, runs
+from .clustering import request as clustering_request
+from .clustering.features import PREPARE_PARAMS
+from .clustering.methods import METHODS
+from .clustering.params import mark_invalid
+
+
+def _invoke(operator, sample_collection, params, delegate):
+    """Runs ``operator`` on a dataset or view through FiftyOne's machinery."""
+    ctx = dict(view=sample_collection.view())
+    result = foo.execute_operator(
+        operator.uri, ctx, params=params, request_delegation=delegate
+    )
+    return result.result
+
+
+def _progress(ctx):
+    """Progress of a long operator, shown in the delegated run's status."""
+    return lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
+
+
+class ComputeClusters(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="compute_clusters",
+            label="Compute clusters",
+            description="Cluster the samples by an embeddings field",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_delegation(self, ctx):
+        return bool(ctx.params.get("delegate", False))
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        target = ctx.target_view()
+        params = ctx.params
+        _, errors = clustering_request.validate(target, params)
+        shown = lambda key: errors.get(key) if params.get(key) not in (None, "") else None
+
+        inputs.str("run_key", label="Run key", required=True,
+                   description="A name for this run (a Python identifier)")
+        _mark(inputs, "run_key", shown("run_key"))
+
+        fields = embeddings.vector_fields(target)
+        if not fields:
+            inputs.view("no_vectors", types.Warning(
+                label="No embeddings field",
+                description="This dataset has no field holding vectors. Compute "
+                "embeddings first, e.g. dataset.compute_embeddings(model, "
+                "embeddings_field='embeddings').",
+            ))
+            return types.Property(inputs, view=types.View(label="Compute clusters"))
+        choices = types.Dropdown()
+        for field in fields:
+            choices.add_choice(field, label=field)
+        inputs.enum("embeddings", fields, required=True, label="Embeddings field",
+                    description="The sample field holding the vectors to cluster",
+                    view=choices)
+        _mark(inputs, "embeddings", shown("embeddings"))
+
+        methods = types.Dropdown()
+        for method in METHODS.values():
+            methods.add_choice(method.name, label=method.label, description=method.help)
+        inputs.enum("method", list(METHODS), default="kmeans",
+                    label="Method", view=methods)
+        _mark(inputs, "method", errors.get("method"))
+
+        method = METHODS.get(params.get("method") or "kmeans", METHODS["kmeans"])
+        auto_k = params.get(method.key("n_clusters")) in (None, "", "auto")
+        for param in method.params:
+            if param.name in ("k_min", "k_max") and not auto_k:
+                continue
+            key = method.key(param.name)
+            param.add_to_form(inputs, key, error=shown(key))
+
+        inputs.view("prepare_header", types.Header(
+            label="Feature preparation", divider=True))
+        for param in PREPARE_PARAMS + clustering_request.RUN_PARAMS:
+            if param.name == "n_components" and params.get("reduce") == "none":
+                continue
+            param.add_to_form(inputs, param.name, error=shown(param.name))
+
+        run_key = params.get("run_key") or "<run_key>"
+        inputs.view("output_header", types.Header(label="Output", divider=True))
+        inputs.str("cluster_field", label="Cluster field", required=False,
+                   default=f"{run_key}_cluster",
+                   description="Sample field that receives the cluster ids")
+        _mark(inputs, "cluster_field", shown("cluster_field"))
+        inputs.str("distance_field", label="Distance field", required=False,
+                   description="Optional sample field that receives each sample's "
+                   "distance to its cluster centre (sort by it: typical first)")
+        _mark(inputs, "distance_field", shown("distance_field"))
+        truth = types.Dropdown()
+        for name in _truth_fields(target):
+            truth.add_choice(name, label=name)
+        inputs.enum("ground_truth", truth.values(), required=False,
+                    label="Ground truth field",
+                    description="Optional field with true classes: the run then "
+                    "records ARI, NMI, homogeneity and completeness", view=truth)
+        inputs.bool("overwrite", default=False, label="Overwrite",
+                    description="Replace an existing run with this key",
+                    view=types.CheckboxView())
+        inputs.bool("delegate", default=False, label="Delegate",
+                    description="Queue the run for `fiftyone delegated launch`",
+                    view=types.CheckboxView())
+        return types.Property(inputs, view=types.View(label="Compute clusters"))
+
+    def execute(self, ctx):
+        from .clustering import pipeline
+
+        target = ctx.target_view()
+        request, errors = clustering_request.validate(target, ctx.params)
+        clustering_request.raise_errors(errors)
+        summary = pipeline.run(target, request, report=_progress(ctx))
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        summary["summary"] = display.summary_markdown(summary)
+        return summary
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("summary", label="Summary", view=types.MarkdownView())
+        outputs.int("num_clusters", label="Clusters")
+        outputs.int("num_skipped", label="Samples skipped (no embedding)")
+        result = ctx.results or {}
+        if result.get("sizes"):
+            display.add_sizes_plot(outputs, "sizes_plot", result["sizes"])
+        if result.get("sweep"):
+            display.add_sweep_plot(outputs, "sweep_plot", result["sweep"])
+        return types.Property(outputs, view=types.View(label="Clusters computed"))
+
+    def __call__(self, sample_collection, run_key, embeddings, method="kmeans",
+                 cluster_field=None, overwrite=False, delegate=False, **kwargs):
+        """Clusters ``sample_collection`` by ``embeddings``; method parameters
+        as ``<method>__<param>``. Returns the run summary (or, delegated, the
+        queued operation)."""
+        unknown = sorted(set(kwargs) - clustering_request.known_keys())
+        if unknown:
+            raise TypeError(
+                f"compute_clusters() got unknown parameter(s) {', '.join(unknown)}; "
+                "method parameters are named <method>__<param>, e.g. "
+                "kmeans__n_clusters."
+            )
+        foreign = sorted(k for k in kwargs if "__" in k and not k.startswith(method + "__"))
+        if foreign:
+            raise TypeError(
+                f"compute_clusters() got {', '.join(foreign)}, which do not "
+                f"belong to method '{method}'."
+            )
+        params = dict(run_key=run_key, embeddings=embeddings, method=method,
+                      cluster_field=cluster_field, overwrite=overwrite,
+                      delegate=delegate, **kwargs)
+        return _invoke(self, sample_collection, params, delegate)
+
+
+class GetClusteringRunInfo(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="get_clustering_run_info",
+            label="Get clustering run info",
+            description="Show a clustering run's configuration, clusters and quality",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _add_run_choice(inputs, ctx)
+        return types.Property(inputs, view=types.View(label="Clustering run info"))
+
+    def execute(self, ctx):
+        return runs.info(ctx.dataset, ctx.params.get("run_key"))
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("run_key", label="Run key")
+        outputs.str("timestamp", label="Created")
+        outputs.str("fiftyone_version", label="FiftyOne version")
+        outputs.str("plugin_version", label="Plugin version")
+        outputs.obj("config", label="Config", view=types.JSONView())
+        outputs.obj("metrics", label="Quality", view=types.JSONView())
+        result = ctx.results or {}
+        if result.get("clusters"):
+            display.add_sizes_plot(
+                outputs, "sizes_plot", [c["size"] for c in result["clusters"]])
+        if result.get("sweep"):
+            display.add_sweep_plot(outputs, "sweep_plot", result["sweep"])
+        display.add_clusters_table(outputs, "clusters", [
+            ("id", "Cluster"), ("size", "Size"), ("name", "Name"),
+            ("description", "Description"), ("representatives", "Most typical samples"),
+        ])
+        outputs.obj("timings", label="Stage timings (s)", view=types.JSONView())
+        return types.Property(outputs, view=types.View(label="Clustering run"))
+
+    def __call__(self, sample_collection, run_key):
+        """Returns the run's information as a dict."""
+        return _invoke(self, sample_collection, dict(run_key=run_key), False)
+
+
+def _add_run_choice(inputs, ctx, name="run_key", label="Clustering run"):
+    keys = runs.list_runs(ctx.dataset)
+    if not keys:
+        inputs.view("no_runs", types.Warning(
+            label="No clustering runs",
+            description="Run compute_clusters first."))
+    choices = types.Dropdown()
+    for key in keys:
+        choices.add_choice(key, label=key)
+    inputs.enum(name, keys, required=True, label=label, view=choices)
+
+
+def _mark(inputs, key, error):
+    mark_invalid(inputs.get_property(key), error)
+
+
+def _truth_fields(collection):
+    import fiftyone as fo
+
+    names = []
+    for name, field in collection.get_field_schema().items():
+        if isinstance(field, (fo.StringField, fo.IntField, fo.BooleanField)):
+            names.append(name)
+        elif isinstance(field, fo.EmbeddedDocumentField) and issubclass(
+            field.document_type, fo.Classification
+        ):
+            names.append(name)
+    return sorted(n for n in names if n not in ("filepath", "id", "media_type"))
+
+
+def register(plugin):
+    plugin.register(ComputeClusters)
+    plugin.register(GetClusteringRunInfo)

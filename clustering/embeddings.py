@@ -1,0 +1,203 @@
+"""Embeddings in: which fields hold vectors, and reading them fast.
+
+The reader streams raw BSON batches of the target view straight into one
+preallocated float32 matrix: no per-sample Python lists of arrays and no
+float64 copy, which is what makes ``values()`` slow and memory-hungry.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .params import InputError
+
+_BATCH = 2000
+
+
+@dataclass
+class Embeddings:
+    """Vectors of the samples that have one, with their ids."""
+
+    ids: list
+    X: np.ndarray
+    num_skipped: int
+
+
+def vector_fields(collection):
+    """Paths of sample fields that hold vectors, sorted by name."""
+    import fiftyone as fo
+
+    paths = []
+    for path, field in collection.get_field_schema(flat=True).items():
+        if path.startswith("_") or path == "id":
+            continue
+        if isinstance(field, (fo.VectorField, fo.ArrayField)):
+            paths.append(path)
+        elif isinstance(field, fo.ListField) and isinstance(
+            field.field, (fo.FloatField, fo.IntField)
+        ):
+            paths.append(path)
+    return sorted(p for p in paths if not _inside_list_or_label(collection, p))
+
+
+def _inside_list_or_label(collection, path):
+    """Vectors inside lists, or inside labels (e.g. logits), are not embeddings."""
+    import fiftyone as fo
+
+    parts = path.split(".")
+    for i in range(1, len(parts)):
+        field = collection.get_field(".".join(parts[:i]))
+        if isinstance(field, fo.ListField) or (
+            isinstance(field, fo.EmbeddedDocumentField)
+            and issubclass(field.document_type, fo.Label)
+        ):
+            return True
+    return False
+
+
+def check_field(collection, path):
+    """Raises InputError unless ``path`` is a vector field of ``collection``."""
+    if not path:
+        raise InputError(
+            "Parameter 'embeddings' is required: name the sample field that "
+            "holds the embedding vectors."
+        )
+    if collection.get_field(path) is None:
+        raise InputError(
+            f"Field '{path}' given as 'embeddings' does not exist on dataset "
+            f"'{collection._dataset.name}'. Compute embeddings first (e.g. "
+            "dataset.compute_embeddings(model, embeddings_field=...)) or pick "
+            f"one of: {', '.join(vector_fields(collection)) or 'none found'}."
+        )
+    if path not in vector_fields(collection):
+        kind = type(collection.get_field(path)).__name__
+        raise InputError(
+            f"Field '{path}' given as 'embeddings' is a {kind}, not a vector "
+            "field. Choose a VectorField, ArrayField or list-of-floats field: "
+            f"{', '.join(vector_fields(collection)) or 'none found'}."
+        )
+
+
+def count_with_embeddings(collection, path):
+    """Number of target samples that have a value in ``path``."""
+    return collection.exists(path).count()
+
+
+def read_embeddings(collection, path, progress=None):
+    """Reads ``path`` for every sample of ``collection`` into float32.
+
+    Samples without a value are skipped and counted. Raises InputError for
+    an empty target, no vectors at all, vectors of different lengths and
+    non-finite values, naming the field and what to do.
+    """
+    import bson
+
+    check_field(collection, path)
+    total = collection.count()
+    if total == 0:
+        raise InputError(
+            "The target is empty: it has no samples. Choose the whole "
+            "dataset or a view that contains samples."
+        )
+
+    db_path = collection._handle_db_field(path)
+    pipeline = collection._pipeline(
+        pipeline=[{"$project": {"_id": 1, db_path: 1}}]
+    )
+    cursor = collection._dataset._sample_collection.aggregate_raw_batches(
+        pipeline, batchSize=_BATCH, allowDiskUse=True
+    )
+
+    keys = db_path.split(".")
+    decode = _Decoder(path)
+    ids, X, seen = [], None, 0
+    for raw in cursor:
+        for doc in bson.decode_all(raw):
+            seen += 1
+            value = doc
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                continue
+            row = decode(value, doc["_id"])
+            if X is None:
+                X = np.empty((total, len(row)), dtype=np.float32)
+            elif len(row) != X.shape[1]:
+                raise InputError(
+                    f"Field '{path}' holds vectors of different lengths: "
+                    f"sample {doc['_id']} has {len(row)} values, earlier "
+                    f"samples have {X.shape[1]}. All embeddings must come from "
+                    "one model; recompute them or cluster a view of samples "
+                    "whose vectors match."
+                )
+            X[len(ids)] = row
+            ids.append(doc["_id"])
+        if progress:
+            progress(seen / total)
+
+    if not ids:
+        raise InputError(
+            f"No sample in the target has a value in field '{path}' "
+            f"({total} samples checked). Compute embeddings for these "
+            "samples first, or choose another field."
+        )
+    X = X[: len(ids)]
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise InputError(
+            f"Field '{path}' has NaN or infinite values in {len(bad)} "
+            f"sample(s), e.g. {ids[bad[0]]}. Recompute those embeddings or "
+            "exclude those samples from the view."
+        )
+    return Embeddings(ids=ids, X=X, num_skipped=total - len(ids))
+
+
+class _Decoder:
+    """Turns a stored value (compressed .npy bytes or a list) into a 1-D row.
+
+    The .npy header is parsed once per distinct header and reused, so a
+    row costs one decompression and one ``frombuffer``.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.header = None
+
+    def __call__(self, value, sample_id):
+        if isinstance(value, bytes):
+            raw = zlib.decompress(value)
+            if self.header is None or not raw.startswith(self.header[0]):
+                self.header = self._parse_header(raw, sample_id)
+            prefix, dtype = self.header
+            return np.frombuffer(raw, dtype=dtype, offset=len(prefix))
+        if isinstance(value, list):
+            try:
+                return np.asarray(value, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"Field '{self.path}' of sample {sample_id} holds a list "
+                    "that is not all numbers; embeddings must be numeric "
+                    "vectors."
+                ) from None
+        raise InputError(
+            f"Field '{self.path}' of sample {sample_id} holds a "
+            f"{type(value).__name__}, not a vector."
+        )
+
+    def _parse_header(self, raw, sample_id):
+        import io
+
+        with io.BytesIO(raw) as f:
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}
+            shape, _, dtype = read[np.lib.format.read_magic(f)](f)
+            offset = f.tell()
+        if len(shape) != 1 or dtype.kind not in "fiu" or dtype.hasobject:
+            raise InputError(
+                f"Field '{self.path}' of sample {sample_id} holds an array of "
+                f"shape {shape} and type {dtype}; embeddings must be 1-D "
+                "numeric vectors."
+            )
+        return raw[:offset], dtype

@@ -1,0 +1,277 @@
+"""The clustering methods: one declaration each (parameters and fit).
+
+Parameter names and defaults follow scikit-learn; each method's fit receives
+exactly the validated parameters its declaration lists, so nothing shown in
+the App form is ignored.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .params import Param, ParameterError
+
+
+@dataclass
+class Fit:
+    """What a method returns: labels (-1 is noise) and what it knows of centres."""
+
+    labels: np.ndarray
+    centers: np.ndarray = None
+    medoids: np.ndarray = None
+    strengths: np.ndarray = None
+    inertia: float = None
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A clustering method: its parameters and how to fit it."""
+
+    name: str
+    label: str
+    help: str
+    params: tuple
+    fit: object
+    max_samples: int = None
+    rules: object = None
+
+    @property
+    def needs_k(self):
+        return any(p.name == "n_clusters" for p in self.params)
+
+    @property
+    def noise(self):
+        return self.name == "hdbscan"
+
+    def key(self, param_name):
+        return f"{self.name}__{param_name}"
+
+    def check(self, params, n_samples):
+        """Cross-parameter and data-size checks, as ParameterErrors."""
+        errors = {}
+        k = params.get("n_clusters")
+        if k is not None and k > n_samples:
+            errors[self.key("n_clusters")] = str(ParameterError(
+                self.key("n_clusters"),
+                f"is {k} but only {n_samples} samples have embeddings; "
+                f"choose at most {n_samples} or leave it empty to choose "
+                "automatically.",
+            ))
+        if k is None and self.needs_k and params["k_min"] > params["k_max"]:
+            errors[self.key("k_min")] = str(ParameterError(
+                self.key("k_min"),
+                f"({params['k_min']}) must not exceed "
+                f"{self.key('k_max')} ({params['k_max']}).",
+            ))
+        if self.max_samples and n_samples > self.max_samples:
+            errors["method"] = (
+                f"Method '{self.name}' needs memory quadratic in the number of "
+                f"samples and supports at most {self.max_samples:,}; this "
+                f"target has {n_samples:,}. Use 'kmeans', 'minibatch_kmeans' "
+                "or 'hdbscan', or cluster a smaller view."
+            )
+        for name, message in (self.rules(params) if self.rules else {}).items():
+            errors[self.key(name)] = str(ParameterError(self.key(name), message))
+        return errors
+
+
+def _k_params(default_k_max=20):
+    return (
+        Param("n_clusters", int, None, "Number of clusters", low=2,
+              empty="automatic choice by silhouette over k_min..k_max"),
+        Param("k_min", int, 2, "Smallest k tried when n_clusters is empty",
+              low=2, label="Min k (auto)"),
+        Param("k_max", int, default_k_max,
+              "Largest k tried when n_clusters is empty", low=2,
+              label="Max k (auto)"),
+    )
+
+
+def _agglomerative_rules(p):
+    if p["linkage"] == "ward" and p["metric"] != "euclidean":
+        return {"metric": "must be 'euclidean' when linkage is 'ward'; choose "
+                          "another linkage to use another metric."}
+    return {}
+
+
+def _hdbscan_rules(p):
+    if p["max_cluster_size"] and p["cluster_selection_method"] == "leaf":
+        return {"max_cluster_size": "only applies with cluster_selection_method "
+                                    "'eom'; leave it empty or choose 'eom'."}
+    return {}
+
+
+def _fit_kmeans(X, p, random_state):
+    from sklearn.cluster import KMeans
+
+    model = KMeans(
+        n_clusters=p["n_clusters"], init=p["init"],
+        n_init="auto" if p["n_init"] is None else p["n_init"],
+        max_iter=p["max_iter"], tol=p["tol"], algorithm=p["algorithm"],
+        random_state=random_state,
+    ).fit(X)
+    return Fit(model.labels_, centers=model.cluster_centers_,
+               inertia=float(model.inertia_))
+
+
+def _fit_minibatch_kmeans(X, p, random_state):
+    from sklearn.cluster import MiniBatchKMeans
+
+    model = MiniBatchKMeans(
+        n_clusters=p["n_clusters"], init=p["init"],
+        n_init="auto" if p["n_init"] is None else p["n_init"],
+        batch_size=p["batch_size"], max_iter=p["max_iter"],
+        max_no_improvement=p["max_no_improvement"],
+        reassignment_ratio=p["reassignment_ratio"],
+        random_state=random_state,
+    ).fit(X)
+    return Fit(model.labels_, centers=model.cluster_centers_,
+               inertia=float(model.inertia_))
+
+
+def _fit_birch(X, p, random_state):
+    from sklearn.cluster import Birch
+
+    model = Birch(
+        n_clusters=p["n_clusters"], threshold=p["threshold"],
+        branching_factor=p["branching_factor"],
+    ).fit(X)
+    return Fit(model.labels_)
+
+
+def _fit_agglomerative(X, p, random_state):
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(
+        n_clusters=p["n_clusters"], linkage=p["linkage"], metric=p["metric"],
+    ).fit(X)
+    return Fit(model.labels_)
+
+
+def _fit_hdbscan(X, p, random_state):
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=p["min_cluster_size"], min_samples=p["min_samples"],
+        max_cluster_size=p["max_cluster_size"] or 0,
+        cluster_selection_epsilon=p["cluster_selection_epsilon"],
+        cluster_selection_method=p["cluster_selection_method"],
+        alpha=p["alpha"], allow_single_cluster=p["allow_single_cluster"],
+        core_dist_n_jobs=-1,
+    ).fit(X)
+    return Fit(model.labels_, strengths=model.probabilities_)
+
+
+def _fit_kmedoids(X, p, random_state):
+    from .kmedoids import kmedoids
+
+    labels, medoids, inertia = kmedoids(
+        X, p["n_clusters"], metric=p["metric"], max_iter=p["max_iter"],
+        random_state=random_state,
+    )
+    return Fit(labels, medoids=medoids, inertia=inertia)
+
+
+_INIT = Param("init", str, "k-means++", "Initialisation of the centres",
+              choices=("k-means++", "random"))
+_N_INIT = Param("n_init", int, None, "Number of initialisations; the best is kept",
+                low=1, empty="'auto' (scikit-learn: 1 for k-means++, 10 for random)")
+
+METHODS = {m.name: m for m in (
+    Method(
+        "kmeans", "K-means",
+        "Spherical clusters of similar size; fast; needs the number of clusters.",
+        _k_params() + (
+            _INIT, _N_INIT,
+            Param("max_iter", int, 300, "Maximum iterations per run", low=1),
+            Param("tol", float, 1e-4, "Convergence tolerance", low=0),
+            Param("algorithm", str, "lloyd", "K-means algorithm",
+                  choices=("lloyd", "elkan")),
+        ),
+        _fit_kmeans,
+    ),
+    Method(
+        "minibatch_kmeans", "Mini-batch k-means",
+        "K-means on mini-batches: the choice for hundreds of thousands of samples.",
+        _k_params() + (
+            _INIT, _N_INIT,
+            Param("batch_size", int, 4096, "Samples per mini-batch", low=1),
+            Param("max_iter", int, 100, "Maximum passes over the data", low=1),
+            Param("max_no_improvement", int, 10,
+                  "Stop after this many mini-batches without improvement", low=1),
+            Param("reassignment_ratio", float, 0.01,
+                  "Share of small clusters reassigned each step", low=0, high=1),
+        ),
+        _fit_minibatch_kmeans,
+    ),
+    Method(
+        "kmedoids", "K-medoids",
+        "Clusters around real samples (medoids), which become each cluster's "
+        "representative; cosine or euclidean distance.",
+        _k_params() + (
+            Param("metric", str, "cosine", "Distance between embeddings",
+                  choices=("cosine", "euclidean")),
+            Param("max_iter", int, 300, "Maximum iterations", low=1),
+        ),
+        _fit_kmedoids,
+    ),
+    Method(
+        "birch", "BIRCH",
+        "Builds a compact tree of subclusters, then groups them into n_clusters.",
+        _k_params() + (
+            Param("threshold", float, 0.5,
+                  "Radius below which a sample joins a subcluster", low=1e-9),
+            Param("branching_factor", int, 50,
+                  "Maximum subclusters per tree node", low=2),
+        ),
+        _fit_birch,
+    ),
+    Method(
+        "agglomerative", "Agglomerative",
+        "Hierarchical merging of the closest groups; quadratic memory.",
+        _k_params() + (
+            Param("linkage", str, "ward", "Which distance between groups to merge on",
+                  choices=("ward", "complete", "average", "single")),
+            Param("metric", str, "euclidean", "Distance between embeddings",
+                  choices=("euclidean", "cosine", "manhattan")),
+        ),
+        _fit_agglomerative,
+        max_samples=30_000,
+        rules=_agglomerative_rules,
+    ),
+    Method(
+        "hdbscan", "HDBSCAN",
+        "Density-based: finds the number of clusters itself and marks "
+        "outliers as noise (-1).",
+        (
+            Param("min_cluster_size", int, 15, "Smallest group counted as a cluster",
+                  low=2),
+            Param("min_samples", int, None,
+                  "Neighbours that make a point a core point; higher is more "
+                  "conservative", low=1, empty="min_cluster_size"),
+            Param("max_cluster_size", int, None, "Largest cluster allowed",
+                  low=2, empty="no limit"),
+            Param("cluster_selection_epsilon", float, 0.0,
+                  "Clusters closer than this are merged", low=0),
+            Param("cluster_selection_method", str, "eom",
+                  "'eom' favours large stable clusters, 'leaf' small homogeneous ones",
+                  choices=("eom", "leaf")),
+            Param("alpha", float, 1.0, "Distance scaling for robust single linkage",
+                  low=1e-9),
+            Param("allow_single_cluster", bool, False,
+                  "Allow the result to be a single cluster"),
+        ),
+        _fit_hdbscan,
+        rules=_hdbscan_rules,
+    ),
+)}
+
+
+def get_method(name):
+    """The declared method ``name``, or a ParameterError listing the choices."""
+    if name not in METHODS:
+        raise ParameterError(
+            "method", f"must be one of {', '.join(METHODS)}; got {name!r}."
+        )
+    return METHODS[name]

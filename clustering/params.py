@@ -1,0 +1,173 @@
+"""Declared parameters.
+
+One :class:`Param` per parameter drives everything that touches it: the App
+form, validation (scikit-learn style, naming the parameter), the Python call
+and the value recorded in the run config.
+"""
+
+import math
+from dataclasses import dataclass
+
+
+class ParameterError(ValueError):
+    """A parameter has a bad value; the message names it and says what to do."""
+
+    def __init__(self, key, message):
+        self.key = key
+        super().__init__(f"Parameter '{key}' {message}")
+
+
+class InputError(ValueError):
+    """The data to cluster is unusable; the message names the field and the fix."""
+
+
+_AUTO_WORDS = ("", "auto", "none")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: name, type, default, bounds or choices, help text.
+
+    ``empty`` documents what leaving the parameter empty (``None``) means; a
+    parameter without it is required. ``"auto"`` is accepted as empty.
+    """
+
+    name: str
+    kind: type
+    default: object
+    help: str
+    low: float = None
+    high: float = None
+    choices: tuple = ()
+    empty: str = None
+    label: str = None
+
+    @property
+    def title(self):
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def describe(self):
+        """The type and range as one phrase, for messages and help text."""
+        if self.choices:
+            phrase = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind is bool:
+            phrase = "true or false"
+        else:
+            phrase = "an integer" if self.kind is int else "a number"
+            if self.low is not None and self.high is not None:
+                phrase += f" in [{_fmt(self.low)}, {_fmt(self.high)}]"
+            elif self.low is not None:
+                phrase += f" >= {_fmt(self.low)}"
+            elif self.high is not None:
+                phrase += f" <= {_fmt(self.high)}"
+        if self.empty:
+            phrase += f", or empty for {self.empty}"
+        return phrase
+
+    def coerce(self, value, key=None):
+        """Returns ``value`` as this parameter's type, or raises ParameterError."""
+        key = key or self.name
+        if value is None or (
+            isinstance(value, str) and value.strip().lower() in _AUTO_WORDS
+            and not (self.kind is str and value in self.choices)
+        ):
+            if self.empty:
+                return None
+            raise ParameterError(key, f"is required: give {self.describe()}.")
+
+        bad = ParameterError(key, f"must be {self.describe()}; got {value!r}.")
+        if self.kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if not isinstance(value, (bool, int)) or value not in (0, 1):
+                raise bad
+            return bool(value)
+
+        if self.kind is str:
+            if not isinstance(value, str) or (
+                self.choices and value not in self.choices
+            ):
+                raise bad
+            return value
+
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if not math.isfinite(value):
+            raise bad
+        if self.kind is int:
+            if float(value) != int(value):
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise bad
+        return value
+
+    def add_to_form(self, inputs, key, error=None):
+        """Adds this parameter to an App form under ``key``."""
+        import fiftyone.operators.types as types
+
+        description = f"{self.help} ({self.describe()})"
+        common = dict(
+            label=self.title,
+            description=description,
+            required=self.empty is None and self.default is None,
+            default=self.default,
+        )
+        if self.choices:
+            choices = types.Dropdown()
+            for choice in self.choices:
+                choices.add_choice(choice, label=str(choice))
+            prop = inputs.enum(key, list(self.choices), view=choices, **common)
+        elif self.kind is bool and self.empty:
+            choices = types.RadioGroup()
+            for choice in ("auto", "true", "false"):
+                choices.add_choice(choice, label=choice)
+            common["default"] = (
+                "auto" if self.default is None else str(self.default).lower()
+            )
+            prop = inputs.enum(key, ["auto", "true", "false"], view=choices, **common)
+        elif self.kind is bool:
+            prop = inputs.bool(key, view=types.CheckboxView(), **common)
+        elif self.kind is str:
+            prop = inputs.str(key, **common)
+        else:
+            number = inputs.int if self.kind is int else inputs.float
+            prop = number(key, min=self.low, max=self.high, **common)
+        mark_invalid(prop, error)
+        return prop
+
+
+def mark_invalid(prop, error):
+    """Shows ``error`` under a form property; the App then blocks execution."""
+    if error:
+        prop.invalid = True
+        prop.error_message = error
+
+
+def _fmt(x):
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def coerce_all(params, values, prefix=""):
+    """Validates ``values`` (keyed ``prefix + name``) against ``params``.
+
+    Returns ``(effective, errors)``: every parameter's value with defaults
+    filled in, keyed by its bare name, and ``{key: message}`` for bad ones.
+    """
+    effective, errors = {}, {}
+    for param in params:
+        key = prefix + param.name
+        try:
+            effective[param.name] = param.coerce(values.get(key, param.default), key)
+        except ParameterError as e:
+            errors[key] = str(e)
+    return effective, errors
+
+
+def unknown_keys(values, known):
+    """Keys given that no declaration knows, for a clear message on typos."""
+    return sorted(k for k in values if k not in known)

@@ -1,0 +1,92 @@
+"""What a fitted clustering is worth: ids by size, centres, representatives,
+internal metrics on a capped sample and, given truth, external metrics."""
+
+import numpy as np
+
+METRICS_SAMPLE = 5000
+NUM_REPRESENTATIVES = 25
+
+
+def order_by_size(labels):
+    """Renumbers clusters 0, 1, ... from largest to smallest; -1 stays noise."""
+    labels = np.asarray(labels)
+    clusters, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    order = clusters[np.lexsort((clusters, -sizes))]
+    mapping = np.full(labels.max() + 2 if len(labels) else 1, -1)
+    mapping[order] = np.arange(len(order))
+    return np.where(labels >= 0, mapping[labels], -1), order
+
+
+def centres(Z, labels, num_clusters, fit, order):
+    """Each cluster's centre in the prepared space: the method's own centre
+    or medoid when it has one, else the members' mean."""
+    if fit.medoids is not None:
+        return Z[np.asarray(fit.medoids)[order]]
+    if fit.centers is not None:
+        return np.asarray(fit.centers, dtype=np.float32)[order]
+    return np.stack([Z[labels == c].mean(axis=0) for c in range(num_clusters)])
+
+
+def distances_to_centre(Z, labels, centre_rows):
+    """Per-sample distance to its own cluster's centre (NaN for noise)."""
+    out = np.full(len(Z), np.nan, dtype=np.float32)
+    member = labels >= 0
+    diff = Z[member] - centre_rows[labels[member]]
+    out[member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
+
+
+def representatives(labels, distances, strengths, num_clusters, k=NUM_REPRESENTATIVES):
+    """Indices of each cluster's most typical members, most typical first:
+    nearest the centre, or highest membership strength when the method
+    provides one (HDBSCAN), ties broken by distance."""
+    reps = []
+    for c in range(num_clusters):
+        members = np.flatnonzero(labels == c)
+        if strengths is not None:
+            order = np.lexsort((distances[members], -strengths[members]))
+        else:
+            order = np.argsort(distances[members], kind="stable")
+        reps.append(members[order[:k]])
+    return reps
+
+
+def sample_indices(n, rng, cap=METRICS_SAMPLE):
+    """A fixed random subset of at most ``cap`` indices, for O(n^2) metrics."""
+    return np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
+
+
+def internal_metrics(Z, labels, rng):
+    """Silhouette, Davies-Bouldin, Calinski-Harabasz (noise excluded, on a
+    capped sample) and the noise share."""
+    from sklearn import metrics
+
+    out = dict(
+        noise_fraction=float(np.mean(labels < 0)),
+        sample_size=None, silhouette=None, davies_bouldin=None,
+        calinski_harabasz=None,
+    )
+    idx = sample_indices(len(Z), rng)
+    idx = idx[labels[idx] >= 0]
+    sample_labels = labels[idx]
+    if len(np.unique(sample_labels)) < 2 or len(np.unique(sample_labels)) >= len(idx):
+        return out
+    out["sample_size"] = int(len(idx))
+    out["silhouette"] = float(metrics.silhouette_score(Z[idx], sample_labels))
+    out["davies_bouldin"] = float(metrics.davies_bouldin_score(Z[idx], sample_labels))
+    out["calinski_harabasz"] = float(metrics.calinski_harabasz_score(Z[idx], sample_labels))
+    return out
+
+
+def external_metrics(labels, truth):
+    """Agreement with a ground-truth labelling (noise counts as one group)."""
+    from sklearn import metrics
+
+    truth = np.asarray([str(t) for t in truth])
+    return dict(
+        ari=float(metrics.adjusted_rand_score(truth, labels)),
+        nmi=float(metrics.normalized_mutual_info_score(truth, labels)),
+        homogeneity=float(metrics.homogeneity_score(truth, labels)),
+        completeness=float(metrics.completeness_score(truth, labels)),
+        num_samples=int(len(truth)),
+    )
