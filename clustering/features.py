@@ -61,7 +61,7 @@ def prepare(X, effective, random_state=None):
     Normalisation happens in place: at a million 512-d vectors a copy is 2 GB.
     """
     if effective["normalize"]:
-        X = _l2_normalize(X)
+        X = l2_normalize(X)
     if effective["reduce"] == "pca":
         from sklearn.decomposition import PCA
 
@@ -71,7 +71,8 @@ def prepare(X, effective, random_state=None):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
-def _l2_normalize(X):
+def l2_normalize(X):
+    """Scales each row to unit length, in place (zero rows stay zero)."""
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.divide(X, norms, out=X)

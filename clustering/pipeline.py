@@ -82,15 +82,21 @@ def run(collection, request, report=None):
         distances = quality.distances_to_centre(Z, labels, centres)
         strengths = fit.strengths
         reps = quality.representatives(labels, distances, strengths, k)
+        # where assign_to_clusters places new samples: the normalised inputs
+        reduced = prepare["reduce"] != "none"
+        input_centres = quality.member_means(emb.X, labels, k) if reduced else centres
+        radius = quality.radii(
+            quality.distances_to_centre(emb.X, labels, input_centres) if reduced
+            else distances, labels, k)
         metrics = quality.internal_metrics(Z, labels, rng)
         if truth is not None:
             metrics["ground_truth"] = quality.external_metrics(labels, truth)
 
     old_fields = _fields_to_replace(dataset, request)
     with progress.stage("write") as update:
-        fields = {request.cluster_field: (_string_field(), labels.astype(str))}
+        fields = {request.cluster_field: labels.astype(str)}
         if request.distance_field:
-            fields[request.distance_field] = (_float_field(), distances)
+            fields[request.distance_field] = distances
         writeback.write_fields(dataset, emb.ids, fields, progress=update)
 
     sizes = np.bincount(labels[labels >= 0], minlength=k)
@@ -120,7 +126,9 @@ def run(collection, request, report=None):
                     id=str(c),
                     size=int(sizes[c]),
                     representatives=[str(emb.ids[i]) for i in reps[c]],
-                    centroid=[round(float(v), 6) for v in centres[c]],
+                    centroid=_compact(centres[c]),
+                    radius=round(radius[c], 6),
+                    **({"input_centroid": _compact(input_centres[c])} if reduced else {}),
                 )
                 for c in range(k)
             ],
@@ -180,17 +188,10 @@ def _describe_view(collection):
     return text
 
 
+def _compact(vector):
+    return [round(float(v), 6) for v in vector]
+
+
 def _jsonable(params):
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
 
-
-def _string_field():
-    import fiftyone as fo
-
-    return fo.StringField
-
-
-def _float_field():
-    import fiftyone as fo
-
-    return fo.FloatField

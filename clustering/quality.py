@@ -24,7 +24,25 @@ def centres(Z, labels, num_clusters, fit, order):
         return Z[np.asarray(fit.medoids)[order]]
     if fit.centers is not None:
         return np.asarray(fit.centers, dtype=np.float32)[order]
-    return np.stack([Z[labels == c].mean(axis=0) for c in range(num_clusters)])
+    return member_means(Z, labels, num_clusters)
+
+
+def member_means(X, labels, num_clusters):
+    """Mean of each cluster's rows (noise excluded), as one sparse product."""
+    from scipy import sparse
+
+    member = np.flatnonzero(labels >= 0)
+    indicator = sparse.csr_matrix(
+        (np.ones(len(member), dtype=X.dtype), (labels[member], member)),
+        shape=(num_clusters, len(X)),
+    )
+    counts = np.bincount(labels[member], minlength=num_clusters)
+    return np.asarray(indicator @ X) / counts[:, None]
+
+
+def radii(distances, labels, num_clusters, q=95):
+    """The distance within which ``q``% of each cluster's members lie."""
+    return [float(np.percentile(distances[labels == c], q)) for c in range(num_clusters)]
 
 
 def distances_to_centre(Z, labels, centre_rows):

@@ -14,30 +14,20 @@ _TMP_PREFIX = "clusterlab_tmp_"
 
 
 def write_fields(dataset, ids, fields, progress=None):
-    """Writes ``fields`` (``{name: (fiftyone field class, values)}``) on ``ids``.
+    """Writes ``fields`` (``{name: numpy array of str or float}``) on ``ids``,
+    replacing any previous content of those fields.
 
-    String values (a numpy array of str) are grouped and written per
-    distinct value; float values per sample, skipping NaN. Returns the names
-    written.
+    Strings are grouped and written per distinct value; floats per sample,
+    skipping NaN. Returns the names written.
     """
-    from pymongo import UpdateMany, UpdateOne
-
     coll = dataset._sample_collection
     staged = {}
     try:
-        for i, (name, (ftype, values)) in enumerate(fields.items()):
+        for i, (name, values) in enumerate(fields.items()):
             target = _TMP_PREFIX + name if dataset.has_sample_field(name) else name
             staged[name] = target
-            dataset.add_sample_field(target, ftype)
-            if ftype.__name__ == "StringField":
-                ops = _grouped_updates(ids, values, target, UpdateMany)
-            else:
-                ops = [
-                    UpdateOne({"_id": _id}, {"$set": {target: float(v)}})
-                    for _id, v in zip(ids, values) if not np.isnan(v)
-                ]
-            for start in range(0, len(ops), _OPS_PER_BULK):
-                coll.bulk_write(ops[start:start + _OPS_PER_BULK], ordered=False)
+            dataset.add_sample_field(target, _field_type(values))
+            _write(coll, target, ids, values)
             if progress:
                 progress((i + 1) / len(fields))
         for name, target in staged.items():
@@ -49,6 +39,43 @@ def write_fields(dataset, ids, fields, progress=None):
         raise
     dataset._reload_docs()
     return list(staged)
+
+
+def fill_fields(dataset, ids, fields):
+    """Writes ``fields`` on ``ids`` only, keeping every other sample's values;
+    on failure the values written are removed again."""
+    coll = dataset._sample_collection
+    try:
+        for name, values in fields.items():
+            if not dataset.has_sample_field(name):
+                dataset.add_sample_field(name, _field_type(values))
+            _write(coll, name, ids, values)
+    except BaseException:
+        for start in range(0, len(ids), _IDS_PER_UPDATE):
+            coll.update_many({"_id": {"$in": list(ids[start:start + _IDS_PER_UPDATE])}},
+                             {"$unset": {name: "" for name in fields}})
+        raise
+    dataset._reload_docs()
+
+
+def _field_type(values):
+    import fiftyone as fo
+
+    return fo.StringField if values.dtype.kind in "US" else fo.FloatField
+
+
+def _write(coll, field, ids, values):
+    from pymongo import UpdateMany, UpdateOne
+
+    if values.dtype.kind in "US":
+        ops = _grouped_updates(ids, values, field, UpdateMany)
+    else:
+        ops = [
+            UpdateOne({"_id": _id}, {"$set": {field: float(v)}})
+            for _id, v in zip(ids, values) if not np.isnan(v)
+        ]
+    for start in range(0, len(ops), _OPS_PER_BULK):
+        coll.bulk_write(ops[start:start + _OPS_PER_BULK], ordered=False)
 
 
 def _grouped_updates(ids, values, field, UpdateMany):
@@ -69,3 +96,19 @@ def delete_fields(dataset, names):
     existing = [n for n in names if n and dataset.has_sample_field(n)]
     if existing:
         dataset.delete_sample_fields(existing)
+
+
+def write_per_cluster(dataset, cluster_field, field, values):
+    """Sets string ``field`` to ``values[cluster id]`` on each cluster's
+    samples: one ``update_many`` per cluster, matched on ``cluster_field``,
+    which is only read."""
+    import fiftyone as fo
+    from pymongo import UpdateMany
+
+    if not dataset.has_sample_field(field):
+        dataset.add_sample_field(field, fo.StringField)
+    ops = [UpdateMany({cluster_field: cid}, {"$set": {field: value}})
+           for cid, value in values.items()]
+    if ops:
+        dataset._sample_collection.bulk_write(ops, ordered=False)
+    dataset._reload_docs()
