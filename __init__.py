@@ -35,6 +35,10 @@ class ComputeClusters(foo.Operator):
             label="Compute clusters",
             description="Cluster the samples by an embeddings field",
             dynamic=True,
+            # the declared parameters validate everything, with messages that
+            # name the parameter; FiftyOne's generic type checks would only
+            # reject Python values such as normalize=True first
+            disable_schema_validation=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -165,6 +169,188 @@ class ComputeClusters(foo.Operator):
         return _invoke(self, sample_collection, params, delegate)
 
 
+class DeleteClusteringRun(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="delete_clustering_run",
+            label="Delete clustering run",
+            description="Delete a clustering run and every field it wrote",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _add_run_choice(inputs, ctx)
+        key = ctx.params.get("run_key")
+        if key in runs.list_runs(ctx.dataset):
+            fields = runs.run_fields(ctx.dataset.get_run_info(key).config)
+            inputs.view("deleted_fields", types.Warning(
+                label=f"Deletes run '{key}' and fields: {', '.join(fields)}"))
+        return types.Property(inputs, view=types.View(label="Delete clustering run"))
+
+    def execute(self, ctx):
+        fields = runs.delete(ctx.dataset, ctx.params.get("run_key"))
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return dict(run_key=ctx.params["run_key"], deleted_fields=fields)
+
+    def __call__(self, sample_collection, run_key):
+        """Deletes run ``run_key`` and its fields; returns the fields deleted."""
+        return _invoke(self, sample_collection, dict(run_key=run_key), False)
+
+
+class RenameClusteringRun(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="rename_clustering_run",
+            label="Rename clustering run",
+            description="Rename a clustering run and the fields named after it",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _add_run_choice(inputs, ctx)
+        inputs.str("new_run_key", required=True, label="New run key",
+                   description="Fields named after the run (<key>_cluster, ...) "
+                   "are renamed with it")
+        key, new_key = ctx.params.get("run_key"), ctx.params.get("new_run_key")
+        if key and new_key:
+            try:
+                runs.check_rename(ctx.dataset, key, new_key)
+            except ValueError as e:
+                _mark(inputs, "new_run_key", str(e))
+        return types.Property(inputs, view=types.View(label="Rename clustering run"))
+
+    def execute(self, ctx):
+        key, new_key = ctx.params.get("run_key"), ctx.params.get("new_run_key")
+        fields = runs.rename(ctx.dataset, key, new_key)
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return dict(run_key=new_key, renamed_fields=fields)
+
+    def __call__(self, sample_collection, run_key, new_run_key):
+        """Renames run ``run_key`` to ``new_run_key`` with its default-named fields."""
+        return _invoke(self, sample_collection,
+                       dict(run_key=run_key, new_run_key=new_run_key), False)
+
+
+class CompareClusteringRuns(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="compare_clustering_runs",
+            label="Compare clustering runs",
+            description="Agreement (ARI, NMI) between two clustering runs and "
+            "which clusters correspond",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _add_run_choice(inputs, ctx, "run_a", "First run")
+        _add_run_choice(inputs, ctx, "run_b", "Second run")
+        return types.Property(inputs, view=types.View(label="Compare clustering runs"))
+
+    def execute(self, ctx):
+        from .clustering.compare import compare
+
+        return compare(ctx.dataset, ctx.params.get("run_a"), ctx.params.get("run_b"))
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("num_samples", label="Samples in both runs")
+        outputs.float("ari", label="Adjusted Rand index")
+        outputs.float("nmi", label="Normalized mutual information")
+        display.add_clusters_table(outputs, "mapping", [
+            ("cluster_a", "Cluster (first run)"), ("size_a", "Size"),
+            ("cluster_b", "Best match (second run)"), ("overlap", "Shared"),
+            ("share", "Share"),
+        ])
+        return types.Property(outputs, view=types.View(label="Comparison"))
+
+    def __call__(self, sample_collection, run_a, run_b):
+        """Returns ARI, NMI and the cluster mapping between two runs."""
+        return _invoke(self, sample_collection, dict(run_a=run_a, run_b=run_b), False)
+
+
+class AssignToClusters(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="assign_to_clusters",
+            label="Assign to clusters",
+            description="Give samples a run has not clustered (new ones, or "
+            "outside its view) the nearest of its existing clusters",
+            dynamic=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_delegation(self, ctx):
+        return bool(ctx.params.get("delegate", False))
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        ctx.target_view()
+        _add_run_choice(inputs, ctx)
+        inputs.bool("delegate", default=False, label="Delegate",
+                    view=types.CheckboxView())
+        return types.Property(inputs, view=types.View(label="Assign to clusters"))
+
+    def execute(self, ctx):
+        from .clustering.assign import assign
+
+        result = assign(ctx.target_view(), ctx.params.get("run_key"))
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return result
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.int("num_assigned", label="Samples assigned")
+        outputs.int("num_noise", label="Of which noise (-1)")
+        return types.Property(outputs, view=types.View(label="Assigned"))
+
+    def __call__(self, sample_collection, run_key, delegate=False):
+        """Assigns the samples of ``sample_collection`` that run ``run_key``
+        has not clustered to its clusters."""
+        return _invoke(self, sample_collection, dict(run_key=run_key, delegate=delegate),
+                       delegate)
+
+
+class OpenCluster(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="open_cluster",
+            label="Open cluster",
+            description="Show one cluster's samples, most typical first",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _add_run_choice(inputs, ctx)
+        key = ctx.params.get("run_key")
+        if key in runs.list_runs(ctx.dataset):
+            clusters = ctx.dataset.load_run_results(key, cache=False).clusters
+            choices = types.Dropdown()
+            for c in clusters:
+                name = f" {c['name']}" if c.get("name") else ""
+                choices.add_choice(c["id"], label=f"{c['id']}{name} ({c['size']})")
+            inputs.enum("cluster", choices.values(), required=True, label="Cluster",
+                        view=choices)
+        return types.Property(inputs, view=types.View(label="Open cluster"))
+
+    def execute(self, ctx):
+        from .clustering.typical import cluster_view
+
+        ctx.ops.set_view(view=cluster_view(
+            ctx.dataset, ctx.params.get("run_key"), ctx.params.get("cluster")))
+
+
 class GetClusteringRunInfo(foo.Operator):
     @property
     def config(self):
@@ -210,6 +396,7 @@ class GetClusteringRunInfo(foo.Operator):
 
 
 def _add_run_choice(inputs, ctx, name="run_key", label="Clustering run"):
+    """A dropdown of this plugin's clustering runs; other keys get a clear error."""
     keys = runs.list_runs(ctx.dataset)
     if not keys:
         inputs.view("no_runs", types.Warning(
@@ -218,7 +405,13 @@ def _add_run_choice(inputs, ctx, name="run_key", label="Clustering run"):
     choices = types.Dropdown()
     for key in keys:
         choices.add_choice(key, label=key)
-    inputs.enum(name, keys, required=True, label=label, view=choices)
+    inputs.str(name, required=True, label=label, view=choices)
+    key = ctx.params.get(name)
+    if key and key not in keys:
+        try:
+            runs.get(ctx.dataset, key)
+        except ValueError as e:
+            _mark(inputs, name, str(e).replace("'run_key'", f"'{name}'"))
 
 
 def _mark(inputs, key, error):
@@ -241,4 +434,9 @@ def _truth_fields(collection):
 
 def register(plugin):
     plugin.register(ComputeClusters)
+    plugin.register(DeleteClusteringRun)
+    plugin.register(RenameClusteringRun)
+    plugin.register(CompareClusteringRuns)
+    plugin.register(AssignToClusters)
+    plugin.register(OpenCluster)
     plugin.register(GetClusteringRunInfo)

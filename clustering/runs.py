@@ -22,26 +22,26 @@ def is_clustering_run(dataset, key):
     return key in list_runs(dataset)
 
 
-def check_new_key(dataset, key, overwrite):
+def check_new_key(dataset, key, overwrite, param="run_key"):
     """Raises ParameterError unless ``key`` can name a new run."""
     if not key:
-        raise ParameterError("run_key", "is required: name this run, e.g. 'clip_kmeans'.")
+        raise ParameterError(param, "is required: name this run, e.g. 'clip_kmeans'.")
     if not isinstance(key, str) or not key.isidentifier():
         raise ParameterError(
-            "run_key",
+            param,
             f"must be a valid Python identifier (letters, digits, '_', not "
             f"starting with a digit); got {key!r}. Try {_suggest(key)!r}.",
         )
     if key in dataset.list_runs() + dataset.list_brain_runs() + dataset.list_evaluations():
         if not is_clustering_run(dataset, key):
             raise ParameterError(
-                "run_key",
+                param,
                 f"'{key}' is already used by another run that is not a "
                 "clustering run; choose another key.",
             )
         if not overwrite:
             raise ParameterError(
-                "run_key",
+                param,
                 f"'{key}' already exists; choose a new key or set overwrite "
                 "to replace that run.",
             )
@@ -131,12 +131,68 @@ def save_results(dataset, key, results):
     )
 
 
+def results_dict(results):
+    """A run's stored results as a plain dict, to amend and save again."""
+    stored = results.serialize()
+    stored.pop("cls", None)
+    return stored
+
+
 def update_config(dataset, key, **changes):
     """Updates entries of run ``key``'s config."""
     config = dataset.get_run_info(key).config
     for name, value in changes.items():
         setattr(config, name, value)
     dataset.update_run_config(key, config)
+
+
+def delete(dataset, key):
+    """Deletes run ``key`` and every field it wrote; returns those fields."""
+    run_info, _ = get(dataset, key)
+    fields = [f for f in run_fields(run_info.config) if dataset.has_sample_field(f)]
+    if fields:
+        dataset.delete_sample_fields(fields)
+    dataset.delete_run(key)
+    return fields
+
+
+def renamed_fields(config, key, new_key):
+    """``{old: new}`` for the run's fields named after its key."""
+    prefix = key + "_"
+    return {f: new_key + "_" + f[len(prefix):]
+            for f in run_fields(config) if f.startswith(prefix)}
+
+
+def check_rename(dataset, key, new_key):
+    """Raises ParameterError/InputError unless ``key`` can become ``new_key``."""
+    run_info, _ = get(dataset, key)
+    check_new_key(dataset, new_key, overwrite=False, param="new_run_key")
+    for old, new in renamed_fields(run_info.config, key, new_key).items():
+        if dataset.has_sample_field(new):
+            raise ParameterError(
+                "new_run_key",
+                f"would rename field '{old}' to '{new}', which already exists; "
+                "choose another key.",
+            )
+
+
+def rename(dataset, key, new_key):
+    """Renames run ``key`` and the fields named after it; returns ``{old: new}``."""
+    check_rename(dataset, key, new_key)
+    config = dataset.get_run_info(key).config
+    fields = renamed_fields(config, key, new_key)
+    for old, new in fields.items():
+        if dataset.has_sample_field(old):
+            dataset.rename_sample_field(old, new)
+    dataset.rename_run(key, new_key)
+    config.cluster_field = fields.get(config.cluster_field, config.cluster_field)
+    if config.distance_field:
+        config.distance_field = fields.get(config.distance_field, config.distance_field)
+    labels = getattr(config, "labels", None)
+    if labels and labels.get("label_field"):
+        labels["label_field"] = fields.get(labels["label_field"], labels["label_field"])
+    dataset.update_run_config(new_key, config)
+    return fields
 
 
 def info(dataset, key):

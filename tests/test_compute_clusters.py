@@ -180,7 +180,7 @@ def test_view_target_and_samples_without_embeddings():
 
 
 def test_delegated_run_reports_progress():
-    X, y = blobs(5000, 64, centers=4, seed=3)
+    X, y = blobs(8000, 64, centers=4, seed=3)
     blob_dataset = make_dataset(X, y)
     queued = operator("compute_clusters")(
         blob_dataset, run_key="later", embeddings="embedding", method="kmeans",
