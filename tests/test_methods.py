@@ -1,0 +1,136 @@
+"""Methods, feature preparation, the automatic choice of k and the quality
+recorded in every run, against data whose answer is known."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import fiftyone as fo
+from conftest import blobs, make_dataset, operator
+
+
+@pytest.fixture(scope="module")
+def five_blobs():
+    X, y = blobs(500, 32, centers=5, seed=8, cluster_std=0.6)
+    dataset = make_dataset(X, y)
+    yield dataset
+    dataset.delete()
+
+
+def compute(dataset, **params):
+    return operator("compute_clusters")(dataset, embeddings="embedding", **params)
+
+
+def ari(dataset, field):
+    return adjusted_rand_score(dataset.values("ground_truth.label"), dataset.values(field))
+
+
+@pytest.mark.parametrize("method", ["minibatch_kmeans", "kmedoids"])
+def test_large_n_and_medoid_methods_recover_blobs(five_blobs, method):
+    key = f"m_{method}"
+    compute(five_blobs, run_key=key, method=method, reduce="none", random_state=0,
+            distance_field=f"{key}_dist", **{f"{method}__n_clusters": 5})
+    assert ari(five_blobs, f"{key}_cluster") > 0.98
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_kmedoids_medoids_are_real_samples_and_lead_their_cluster(five_blobs, metric):
+    key = f"med_{metric}"
+    compute(five_blobs, run_key=key, method="kmedoids", reduce="none", random_state=1,
+            kmedoids__n_clusters=5, kmedoids__metric=metric, distance_field=f"{key}_dist")
+    X = np.stack(five_blobs.values("embedding"))
+    ids = five_blobs.values("id")
+    for cluster in five_blobs.load_run_results(key).clusters:
+        medoid = cluster["representatives"][0]
+        row = X[ids.index(medoid)]
+        np.testing.assert_allclose(cluster["centroid"], row / np.linalg.norm(row), atol=1e-5)
+        sample = five_blobs[medoid]
+        assert sample[f"{key}_cluster"] == cluster["id"]
+        assert sample[f"{key}_dist"] == pytest.approx(0.0, abs=1e-5)
+    assert five_blobs.get_run_info(key).config.params["metric"] == metric
+
+
+def test_preparation_is_resolved_and_recorded(five_blobs):
+    compute(five_blobs, run_key="p_pca", method="kmeans", kmeans__n_clusters=5,
+            reduce="pca", n_components=4, random_state=0)
+    prepare = five_blobs.get_run_info("p_pca").config.prepare
+    assert prepare == dict(normalize=True, reduce="pca", n_components=4)
+    assert len(five_blobs.load_run_results("p_pca").clusters[0]["centroid"]) == 4
+
+    compute(five_blobs, run_key="p_umap", method="kmeans", kmeans__n_clusters=5,
+            reduce="umap", normalize=False, random_state=0)
+    prepare = five_blobs.get_run_info("p_umap").config.prepare
+    assert prepare["normalize"] is False and prepare["n_components"] == 5
+    assert prepare["umap"]["min_dist"] == 0.0
+    cluster = five_blobs.load_run_results("p_umap").clusters[0]
+    assert len(cluster["centroid"]) == 5 and len(cluster["input_centroid"]) == 32
+    assert ari(five_blobs, "p_umap_cluster") > 0.98
+
+    compute(five_blobs, run_key="p_auto", method="hdbscan", random_state=0)
+    assert five_blobs.get_run_info("p_auto").config.prepare["reduce"] == "umap"
+
+    points = make_dataset([np.array([x, x % 7], dtype=float) for x in range(60)])
+    operator("compute_clusters")(points, run_key="flat", embeddings="embedding",
+                                 method="kmeans", kmeans__n_clusters=3)
+    assert points.get_run_info("flat").config.prepare == dict(
+        normalize=False, reduce="none", n_components=None)
+    points.delete()
+
+
+def test_normalize_makes_euclidean_methods_follow_cosine():
+    # two directions, wildly different lengths: only normalisation groups by angle
+    rng = np.random.default_rng(0)
+    directions = np.repeat(np.eye(6)[:2], 50, axis=0) + rng.normal(scale=0.05, size=(100, 6))
+    X = directions * rng.choice([1.0, 50.0], size=(100, 1))
+    dataset = make_dataset(X, [0] * 50 + [1] * 50)
+    for key, normalize in (("cos", True), ("raw", False)):
+        compute(dataset, run_key=key, method="kmeans", kmeans__n_clusters=2,
+                reduce="none", normalize=normalize, random_state=0)
+    assert ari(dataset, "cos_cluster") == 1.0
+    assert ari(dataset, "raw_cluster") < 0.5
+    dataset.delete()
+
+
+def test_automatic_k_sweeps_and_picks_the_best(five_blobs):
+    summary = compute(five_blobs, run_key="auto_k", method="kmeans", reduce="none",
+                      kmeans__k_min=2, kmeans__k_max=9, random_state=0)
+    assert summary["num_clusters"] == 5
+    config = five_blobs.get_run_info("auto_k").config
+    assert config.params["n_clusters"] == 5
+    sweep = five_blobs.load_run_results("auto_k").sweep
+    assert [row["k"] for row in sweep] == list(range(2, 10))
+    best = max(sweep, key=lambda row: row["silhouette"])
+    assert best["k"] == 5
+    inertia = [row["inertia"] for row in sweep]
+    assert inertia[0] > inertia[3] > inertia[-1]  # the elbow curve falls
+    info = operator("get_clustering_run_info")(five_blobs, "auto_k")
+    assert info["sweep"] == sweep
+
+
+def test_quality_metrics_against_known_truth(five_blobs):
+    summary = compute(five_blobs, run_key="q", method="kmeans", kmeans__n_clusters=5,
+                      reduce="none", ground_truth="ground_truth", random_state=0)
+    metrics = summary["metrics"]
+    assert metrics["ground_truth"]["ari"] == pytest.approx(1.0)
+    assert metrics["ground_truth"]["nmi"] == pytest.approx(1.0)
+    assert metrics["silhouette"] > 0.5 and metrics["davies_bouldin"] < 1.0
+    assert metrics["calinski_harabasz"] > 100 and metrics["noise_fraction"] == 0.0
+
+    compute(five_blobs, run_key="wrong", method="kmeans", kmeans__n_clusters=2,
+            reduce="none", ground_truth="ground_truth", random_state=0)
+    worse = five_blobs.load_run_results("wrong").metrics["ground_truth"]
+    assert worse["ari"] < 0.8 and worse["homogeneity"] < 0.8
+    assert worse["completeness"] == pytest.approx(1.0)  # merging keeps classes whole
+
+
+def test_noise_share_matches_the_field():
+    X, y = blobs(300, 8, centers=3, seed=9, cluster_std=0.2)
+    outliers = np.random.default_rng(1).normal(size=(30, 8)).astype(np.float32) * 5
+    dataset = make_dataset(np.vstack([X, outliers]))
+    summary = compute(dataset, run_key="n", method="hdbscan", reduce="none",
+                      hdbscan__min_cluster_size=15)
+    noise = dataset.count_values("n_cluster").get("-1", 0)
+    assert noise == summary["noise"] > 0
+    assert summary["metrics"]["noise_fraction"] == pytest.approx(noise / 330)
+    assert dataset.load_run_results("n").noise == {"size": noise}
+    dataset.delete()
