@@ -3,10 +3,11 @@
 Operators only; the work lives in ``clustering/`` and ``labeling/``.
 """
 
+import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .clustering import display, embeddings, runs
+from .clustering import display, embeddings, progress, runs
 from .clustering import request as clustering_request
 from .clustering.features import PREPARE_PARAMS
 from .clustering.methods import METHODS
@@ -20,11 +21,6 @@ def _invoke(operator, sample_collection, params, delegate):
         operator.uri, ctx, params=params, request_delegation=delegate
     )
     return result.result
-
-
-def _progress(ctx):
-    """Progress of a long operator, shown in the delegated run's status."""
-    return lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
 
 
 class ComputeClusters(foo.Operator):
@@ -127,7 +123,7 @@ class ComputeClusters(foo.Operator):
         target = ctx.target_view()
         request, errors = clustering_request.validate(target, ctx.params)
         clustering_request.raise_errors(errors)
-        summary = pipeline.run(target, request, report=_progress(ctx))
+        summary = pipeline.run(target, request, report=progress.reporter(ctx))
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         summary["summary"] = display.summary_markdown(summary)
@@ -146,10 +142,14 @@ class ComputeClusters(foo.Operator):
         return types.Property(outputs, view=types.View(label="Clusters computed"))
 
     def __call__(self, sample_collection, run_key, embeddings, method="kmeans",
-                 cluster_field=None, overwrite=False, delegate=False, **kwargs):
+                 cluster_field=None, overwrite=False, delegate=False, progress=None,
+                 **kwargs):
         """Clusters ``sample_collection`` by ``embeddings``; method parameters
         as ``<method>__<param>``. Returns the run summary (or, delegated, the
-        queued operation)."""
+        queued operation). ``progress`` shows a progress bar (default:
+        ``fo.config.show_progress_bars``)."""
+        if progress is None:
+            progress = fo.config.show_progress_bars
         unknown = sorted(set(kwargs) - clustering_request.known_keys())
         if unknown:
             raise TypeError(
@@ -165,7 +165,7 @@ class ComputeClusters(foo.Operator):
             )
         params = dict(run_key=run_key, embeddings=embeddings, method=method,
                       cluster_field=cluster_field, overwrite=overwrite,
-                      delegate=delegate, **kwargs)
+                      delegate=delegate, progress=progress, **kwargs)
         return _invoke(self, sample_collection, params, delegate)
 
 

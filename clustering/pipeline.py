@@ -137,6 +137,8 @@ def run(collection, request, report=None):
             sweep=sweep,
             timings=progress.timings,
         ))
+        if report:
+            report(1.0, "done")
     except BaseException:
         if request.run_key in dataset.list_runs():
             dataset.delete_run(request.run_key)

@@ -35,7 +35,7 @@ class ClusteringRequest:
 def known_keys():
     """Every parameter name compute_clusters accepts."""
     keys = {"run_key", "embeddings", "method", "cluster_field", "distance_field",
-            "ground_truth", "overwrite", "delegate"}
+            "ground_truth", "overwrite", "delegate", "progress"}
     keys.update(p.name for p in PREPARE_PARAMS + RUN_PARAMS)
     for method in METHODS.values():
         keys.update(method.key(p.name) for p in method.params)

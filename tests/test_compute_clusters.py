@@ -213,9 +213,9 @@ def test_delegated_run_reports_progress():
     # the watcher sees the stages in order (the fastest may slip between polls)
     stages = [label.split(" ")[0] for label in labels]
     assert {"read", "fit", "write"} <= set(stages), labels
-    order = ["read", "prepare", "fit", "measure", "write", "record"]
+    order = ["read", "prepare", "fit", "measure", "write", "record", "done"]
     assert stages == sorted(stages, key=order.index), labels
-    assert final.status.progress > 0.9
+    assert final.status.progress == 1.0 and final.status.label == "done"
     blob_dataset.delete()
 
 
@@ -228,3 +228,15 @@ def test_overwrite_replaces_run_and_its_fields(blob_dataset):
     assert len(blob_dataset.distinct("ow_cluster")) == 4
     assert not blob_dataset.has_field("ow_dist")  # the old run's extra field went with it
     assert blob_dataset.list_runs().count("ow") == 1
+
+
+def test_python_call_shows_a_progress_bar(blob_dataset, capfd):
+    operator("compute_clusters")(blob_dataset, run_key="bar", embeddings="embedding",
+                                 method="kmeans", kmeans__n_clusters=4, reduce="none",
+                                 progress=True)
+    out = capfd.readouterr().out
+    assert "100%" in out and "done" in out
+    operator("compute_clusters")(blob_dataset, run_key="quiet", embeddings="embedding",
+                                 method="kmeans", kmeans__n_clusters=4, reduce="none",
+                                 progress=False)
+    assert "%" not in capfd.readouterr().out
