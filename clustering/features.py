@@ -83,6 +83,9 @@ def _umap(X, n_components, random_state):
 
     import umap
 
+    from .jit import cache_compiled
+
+    cache_compiled("umap", "pynndescent")
     n_neighbors = min(UMAP_SETTINGS["n_neighbors"], len(X) - 1)
     model = umap.UMAP(
         n_components=n_components,
