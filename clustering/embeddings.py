@@ -5,7 +5,9 @@ preallocated float32 matrix: no per-sample Python lists of arrays and no
 float64 copy, which is what makes ``values()`` slow and memory-hungry.
 """
 
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,30 +113,22 @@ def read_embeddings(collection, path, progress=None):
 
     keys = db_path.split(".")
     decode = _Decoder(path)
-    ids, X, seen = [], None, 0
-    for raw in cursor:
-        for doc in bson.decode_all(raw):
-            seen += 1
-            value = doc
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            if value is None:
-                continue
-            row = decode(value, doc["_id"])
-            if X is None:
-                X = np.empty((total, len(row)), dtype=np.float32)
-            elif len(row) != X.shape[1]:
-                raise InputError(
-                    f"Field '{path}' holds vectors of different lengths: "
-                    f"sample {doc['_id']} has {len(row)} values, earlier "
-                    f"samples have {X.shape[1]}. All embeddings must come from "
-                    "one model; recompute them or cluster a view of samples "
-                    "whose vectors match."
-                )
-            X[len(ids)] = row
-            ids.append(doc["_id"])
-        if progress:
-            progress(seen / total)
+    ids, X, seen, pending = [], None, 0, []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for raw in cursor:
+            docs = bson.decode_all(raw)
+            seen += len(docs)
+            values = [(doc["_id"], v) for doc in docs
+                      if (v := _walk(doc, keys)) is not None]
+            if values:
+                if X is None:
+                    X = np.empty((total, len(decode(*values[0][::-1]))), dtype=np.float32)
+                pending.append(pool.submit(decode.into, X, len(ids), values))
+                ids.extend(_id for _id, _ in values)
+            if progress:
+                progress(seen / total)
+        for future in pending:
+            future.result()
 
     if not ids:
         raise InputError(
@@ -154,16 +148,37 @@ def read_embeddings(collection, path, progress=None):
     return Embeddings(ids=ids, X=X, num_skipped=total - len(ids))
 
 
+def _walk(doc, keys):
+    for key in keys:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc
+
+
 class _Decoder:
     """Turns a stored value (compressed .npy bytes or a list) into a 1-D row.
 
     The .npy header is parsed once per distinct header and reused, so a
-    row costs one decompression and one ``frombuffer``.
+    row costs one decompression (which releases the GIL, so batches decode
+    in parallel threads) and one ``frombuffer``.
     """
 
     def __init__(self, path):
         self.path = path
         self.header = None
+
+    def into(self, X, start, values):
+        """Decodes ``values`` (``(id, value)`` pairs) into rows of ``X``."""
+        for i, (sample_id, value) in enumerate(values, start):
+            row = self(value, sample_id)
+            if len(row) != X.shape[1]:
+                raise InputError(
+                    f"Field '{self.path}' holds vectors of different lengths: "
+                    f"sample {sample_id} has {len(row)} values, others have "
+                    f"{X.shape[1]}. All embeddings must come from one model; "
+                    "recompute them or cluster a view of samples whose "
+                    "vectors match."
+                )
+            X[i] = row
 
     def __call__(self, value, sample_id):
         if isinstance(value, bytes):
