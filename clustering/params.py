@@ -168,6 +168,10 @@ def coerce_all(params, values, prefix=""):
     return effective, errors
 
 
-def unknown_keys(values, known):
-    """Keys given that no declaration knows, for a clear message on typos."""
-    return sorted(k for k in values if k not in known)
+def markdown_rows(params, prefix=""):
+    """README table rows for ``params``: name, default, accepted values, help."""
+    rows = []
+    for p in params:
+        default = "empty" if p.default is None else f"`{p.default!r}`"
+        rows.append(f"| `{prefix}{p.name}` | {default} | {p.describe()} | {p.help} |")
+    return rows
