@@ -8,6 +8,7 @@ demo: setup
 	.venv/bin/python demo/digits.py $(ARGS)
 
 test: setup
+	@scripts/setup.sh --browser
 	.venv/bin/python -m pytest -q tests $(ARGS)
 
 bench: setup

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Creates .venv with the pinned requirements, once; re-runs only when the
 # pins change. Makes sure FiftyOne has a MongoDB it can start.
+# --browser: also makes sure Chromium is installed for the App tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
+  echo "Installing Debian's chromium for the browser tests" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.installed
