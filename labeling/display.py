@@ -1,0 +1,20 @@
+"""How a naming run is shown in the App: what was named, and what failed."""
+
+
+def summary_markdown(summary):
+    """A few lines on the naming run, failures spelled out."""
+    lines = [
+        f"**{summary['num_named']} of {summary['num_requested']} clusters named** "
+        f"by `{summary['model']}` into `{summary['label_field']}` "
+        f"({summary['seconds']:.1f} s, {summary['usage']['total_tokens']:,} tokens).",
+    ]
+    if summary["num_already_named"]:
+        lines.append(
+            f"{summary['num_already_named']} cluster(s) already had a name and were "
+            "left as they were; set relabel to name them again.")
+    if summary["failed"]:
+        failed = "\n".join(f"- cluster {f['id']}: {f['error']}" for f in summary["failed"])
+        lines.append(
+            f"**{len(summary['failed'])} cluster(s) failed**; run again to retry "
+            f"only those:\n\n{failed}")
+    return "\n\n".join(lines)
