@@ -12,6 +12,7 @@ from .clustering import request as clustering_request
 from .clustering.features import PREPARE_PARAMS
 from .clustering.methods import METHODS
 from .clustering.params import mark_invalid
+from .labeling import request as labeling_request
 
 
 def _invoke(operator, sample_collection, params, delegate):
@@ -395,6 +396,81 @@ class GetClusteringRunInfo(foo.Operator):
         return _invoke(self, sample_collection, dict(run_key=run_key), False)
 
 
+class LabelClustersWithLLM(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="label_clusters_with_llm",
+            label="Label clusters with an LLM",
+            description="Name each cluster of a clustering run with a vision model",
+            dynamic=True,
+            # the declared parameters validate everything, naming the parameter
+            disable_schema_validation=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_delegation(self, ctx):
+        return bool(ctx.params.get("delegate", True))
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        params = ctx.params
+        request, errors = labeling_request.validate(
+            ctx.dataset, params, ctx.secrets[labeling_request.SECRET])
+        shown = lambda key: errors.get(key) if params.get(key) not in (None, "") else None
+
+        if "api_key" in errors:
+            notice = inputs.view("api_key", types.Warning(
+                label="No OpenAI API key", description=errors["api_key"]))
+            mark_invalid(notice, errors["api_key"])
+        _add_run_choice(inputs, ctx)
+        for header, group in labeling_request.form_groups(ctx.dataset, params.get("run_key")):
+            inputs.view(header.lower() + "_header", types.Header(label=header, divider=True))
+            for param in group:
+                param.add_to_form(inputs, param.name, error=shown(param.name))
+        return types.Property(inputs, view=types.View(label="Label clusters with an LLM"))
+
+    def execute(self, ctx):
+        from .labeling import pipeline
+
+        api_key = ctx.secrets[labeling_request.SECRET]
+        request, errors = labeling_request.validate(ctx.dataset, ctx.params, api_key)
+        labeling_request.raise_errors(errors)
+        summary = pipeline.run(ctx.dataset, request, api_key, report=progress.reporter(ctx))
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return summary
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.str("summary", label="Summary", view=types.MarkdownView())
+        display.add_clusters_table(outputs, "clusters", [
+            ("id", "Cluster"), ("size", "Size"), ("name", "Name"),
+            ("description", "Description"), ("error", "Error"),
+        ])
+        return types.Property(outputs, view=types.View(label="Clusters named"))
+
+    def __call__(self, sample_collection, run_key, delegate=True, progress=None,
+                 **kwargs):
+        """Names the clusters of clustering run ``run_key``; other parameters
+        as in the form. Returns the summary or, delegated (the default, as
+        naming is slow), the queued operation. ``progress`` shows a progress
+        bar (default: ``fo.config.show_progress_bars``)."""
+        if progress is None:
+            progress = fo.config.show_progress_bars
+        unknown = sorted(set(kwargs) - labeling_request.known_keys())
+        if unknown:
+            raise TypeError(
+                f"label_clusters_with_llm() got unknown parameter(s) "
+                f"{', '.join(unknown)}; known: "
+                f"{', '.join(sorted(labeling_request.known_keys()))}."
+            )
+        params = dict(run_key=run_key, delegate=delegate, progress=progress, **kwargs)
+        return _invoke(self, sample_collection, params, delegate)
+
+
 def _add_run_choice(inputs, ctx, name="run_key", label="Clustering run"):
     """A dropdown of this plugin's clustering runs; other keys get a clear error."""
     keys = runs.list_runs(ctx.dataset)
@@ -440,3 +516,4 @@ def register(plugin):
     plugin.register(AssignToClusters)
     plugin.register(OpenCluster)
     plugin.register(GetClusteringRunInfo)
+    plugin.register(LabelClustersWithLLM)
