@@ -52,6 +52,8 @@ class Param:
             phrase = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.kind is bool:
             phrase = "true or false"
+        elif self.kind is str:
+            phrase = "text"
         else:
             phrase = "an integer" if self.kind is int else "a number"
             if self.low is not None and self.high is not None:

@@ -12,18 +12,16 @@ def reporter(ctx):
 
 
 class _Bar:
-    """A FiftyOne progress bar in percent, labelled with the current stage."""
+    """A one-line text progress bar on stderr, labelled with the stage."""
 
-    def __init__(self):
-        import fiftyone.core.utils as fou
-
-        self.bar = fou.ProgressBar(total=100, iters_str="%", progress=True)
-        self.started = False
+    WIDTH = 30
 
     def __call__(self, fraction, label):
-        if not self.started:
-            self.bar.start()
-            self.started = True
-        self.bar.set_iteration(int(round(fraction * 100)), suffix=label)
+        import sys
+
+        filled = int(round(fraction * self.WIDTH))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                         f"{fraction:4.0%} {label:<30}")
         if fraction >= 1:
-            self.bar.close()
+            sys.stderr.write("\n")
+        sys.stderr.flush()

@@ -234,9 +234,11 @@ def test_python_call_shows_a_progress_bar(blob_dataset, capfd):
     operator("compute_clusters")(blob_dataset, run_key="bar", embeddings="embedding",
                                  method="kmeans", kmeans__n_clusters=4, reduce="none",
                                  progress=True)
-    out = capfd.readouterr().out
-    assert "100%" in out and "done" in out
+    err = capfd.readouterr().err
+    for stage in ("read", "prepare", "fit", "write", "record"):
+        assert stage in err
+    assert err.rstrip().endswith("100% done")
     operator("compute_clusters")(blob_dataset, run_key="quiet", embeddings="embedding",
                                  method="kmeans", kmeans__n_clusters=4, reduce="none",
                                  progress=False)
-    assert "%" not in capfd.readouterr().out
+    assert "%" not in capfd.readouterr().err
