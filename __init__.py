@@ -7,21 +7,12 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .clustering import display, embeddings, progress, runs
+from .clustering import app, display, embeddings, progress, runs
 from .clustering import request as clustering_request
 from .clustering.features import PREPARE_PARAMS
 from .clustering.methods import METHODS
 from .clustering.params import mark_invalid
 from .labeling import request as labeling_request
-
-
-def _invoke(operator, sample_collection, params, delegate):
-    """Runs ``operator`` on a dataset or view through FiftyOne's machinery."""
-    ctx = dict(view=sample_collection.view())
-    result = foo.execute_operator(
-        operator.uri, ctx, params=params, request_delegation=delegate
-    )
-    return result.result
 
 
 class ComputeClusters(foo.Operator):
@@ -52,7 +43,7 @@ class ComputeClusters(foo.Operator):
 
         inputs.str("run_key", label="Run key", required=True,
                    description="A name for this run (a Python identifier)")
-        _mark(inputs, "run_key", shown("run_key"))
+        app.mark(inputs, "run_key", shown("run_key"))
 
         fields = embeddings.vector_fields(target)
         if not fields:
@@ -69,14 +60,14 @@ class ComputeClusters(foo.Operator):
         inputs.enum("embeddings", fields, required=True, label="Embeddings field",
                     description="The sample field holding the vectors to cluster",
                     view=choices)
-        _mark(inputs, "embeddings", shown("embeddings"))
+        app.mark(inputs, "embeddings", shown("embeddings"))
 
         methods = types.Dropdown()
         for method in METHODS.values():
             methods.add_choice(method.name, label=method.label, description=method.help)
         inputs.enum("method", list(METHODS), default="kmeans",
                     label="Method", view=methods)
-        _mark(inputs, "method", errors.get("method"))
+        app.mark(inputs, "method", errors.get("method"))
 
         method = METHODS.get(params.get("method") or "kmeans", METHODS["kmeans"])
         auto_k = params.get(method.key("n_clusters")) in (None, "", "auto")
@@ -98,13 +89,13 @@ class ComputeClusters(foo.Operator):
         inputs.str("cluster_field", label="Cluster field", required=False,
                    default=f"{run_key}_cluster",
                    description="Sample field that receives the cluster ids")
-        _mark(inputs, "cluster_field", shown("cluster_field"))
+        app.mark(inputs, "cluster_field", shown("cluster_field"))
         inputs.str("distance_field", label="Distance field", required=False,
                    description="Optional sample field that receives each sample's "
                    "distance to its cluster centre (sort by it: typical first)")
-        _mark(inputs, "distance_field", shown("distance_field"))
+        app.mark(inputs, "distance_field", shown("distance_field"))
         truth = types.Dropdown()
-        for name in _truth_fields(target):
+        for name in app.truth_fields(target):
             truth.add_choice(name, label=name)
         inputs.enum("ground_truth", truth.values(), required=False,
                     label="Ground truth field",
@@ -167,7 +158,7 @@ class ComputeClusters(foo.Operator):
         params = dict(run_key=run_key, embeddings=embeddings, method=method,
                       cluster_field=cluster_field, overwrite=overwrite,
                       delegate=delegate, progress=progress, **kwargs)
-        return _invoke(self, sample_collection, params, delegate)
+        return app.invoke(self, sample_collection, params, delegate)
 
 
 class DeleteClusteringRun(foo.Operator):
@@ -182,7 +173,7 @@ class DeleteClusteringRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _add_run_choice(inputs, ctx)
+        app.run_choice(inputs, ctx)
         key = ctx.params.get("run_key")
         if key in runs.list_runs(ctx.dataset):
             fields = runs.run_fields(ctx.dataset.get_run_info(key).config)
@@ -198,7 +189,7 @@ class DeleteClusteringRun(foo.Operator):
 
     def __call__(self, sample_collection, run_key):
         """Deletes run ``run_key`` and its fields; returns the fields deleted."""
-        return _invoke(self, sample_collection, dict(run_key=run_key), False)
+        return app.invoke(self, sample_collection, dict(run_key=run_key), False)
 
 
 class RenameClusteringRun(foo.Operator):
@@ -213,7 +204,7 @@ class RenameClusteringRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _add_run_choice(inputs, ctx)
+        app.run_choice(inputs, ctx)
         inputs.str("new_run_key", required=True, label="New run key",
                    description="Fields named after the run (<key>_cluster, ...) "
                    "are renamed with it")
@@ -222,7 +213,7 @@ class RenameClusteringRun(foo.Operator):
             try:
                 runs.check_rename(ctx.dataset, key, new_key)
             except ValueError as e:
-                _mark(inputs, "new_run_key", str(e))
+                app.mark(inputs, "new_run_key", str(e))
         return types.Property(inputs, view=types.View(label="Rename clustering run"))
 
     def execute(self, ctx):
@@ -234,7 +225,7 @@ class RenameClusteringRun(foo.Operator):
 
     def __call__(self, sample_collection, run_key, new_run_key):
         """Renames run ``run_key`` to ``new_run_key`` with its default-named fields."""
-        return _invoke(self, sample_collection,
+        return app.invoke(self, sample_collection,
                        dict(run_key=run_key, new_run_key=new_run_key), False)
 
 
@@ -251,8 +242,8 @@ class CompareClusteringRuns(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _add_run_choice(inputs, ctx, "run_a", "First run")
-        _add_run_choice(inputs, ctx, "run_b", "Second run")
+        app.run_choice(inputs, ctx, "run_a", "First run")
+        app.run_choice(inputs, ctx, "run_b", "Second run")
         return types.Property(inputs, view=types.View(label="Compare clustering runs"))
 
     def execute(self, ctx):
@@ -274,7 +265,7 @@ class CompareClusteringRuns(foo.Operator):
 
     def __call__(self, sample_collection, run_a, run_b):
         """Returns ARI, NMI and the cluster mapping between two runs."""
-        return _invoke(self, sample_collection, dict(run_a=run_a, run_b=run_b), False)
+        return app.invoke(self, sample_collection, dict(run_a=run_a, run_b=run_b), False)
 
 
 class AssignToClusters(foo.Operator):
@@ -295,7 +286,7 @@ class AssignToClusters(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         ctx.target_view()
-        _add_run_choice(inputs, ctx)
+        app.run_choice(inputs, ctx)
         inputs.bool("delegate", default=False, label="Delegate",
                     view=types.CheckboxView())
         return types.Property(inputs, view=types.View(label="Assign to clusters"))
@@ -317,7 +308,7 @@ class AssignToClusters(foo.Operator):
     def __call__(self, sample_collection, run_key, delegate=False):
         """Assigns the samples of ``sample_collection`` that run ``run_key``
         has not clustered to its clusters."""
-        return _invoke(self, sample_collection, dict(run_key=run_key, delegate=delegate),
+        return app.invoke(self, sample_collection, dict(run_key=run_key, delegate=delegate),
                        delegate)
 
 
@@ -333,7 +324,7 @@ class OpenCluster(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _add_run_choice(inputs, ctx)
+        app.run_choice(inputs, ctx)
         key = ctx.params.get("run_key")
         if key in runs.list_runs(ctx.dataset):
             clusters = ctx.dataset.load_run_results(key, cache=False).clusters
@@ -364,7 +355,7 @@ class GetClusteringRunInfo(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _add_run_choice(inputs, ctx)
+        app.run_choice(inputs, ctx)
         return types.Property(inputs, view=types.View(label="Clustering run info"))
 
     def execute(self, ctx):
@@ -393,7 +384,7 @@ class GetClusteringRunInfo(foo.Operator):
 
     def __call__(self, sample_collection, run_key):
         """Returns the run's information as a dict."""
-        return _invoke(self, sample_collection, dict(run_key=run_key), False)
+        return app.invoke(self, sample_collection, dict(run_key=run_key), False)
 
 
 class LabelClustersWithLLM(foo.Operator):
@@ -425,7 +416,7 @@ class LabelClustersWithLLM(foo.Operator):
             notice = inputs.view("api_key", types.Warning(
                 label="No OpenAI API key", description=errors["api_key"]))
             mark_invalid(notice, errors["api_key"])
-        _add_run_choice(inputs, ctx)
+        app.run_choice(inputs, ctx)
         for header, group in labeling_request.form_groups(ctx.dataset, params.get("run_key")):
             inputs.view(header.lower() + "_header", types.Header(label=header, divider=True))
             for param in group:
@@ -468,44 +459,7 @@ class LabelClustersWithLLM(foo.Operator):
                 f"{', '.join(sorted(labeling_request.known_keys()))}."
             )
         params = dict(run_key=run_key, delegate=delegate, progress=progress, **kwargs)
-        return _invoke(self, sample_collection, params, delegate)
-
-
-def _add_run_choice(inputs, ctx, name="run_key", label="Clustering run"):
-    """A dropdown of this plugin's clustering runs; other keys get a clear error."""
-    keys = runs.list_runs(ctx.dataset)
-    if not keys:
-        inputs.view("no_runs", types.Warning(
-            label="No clustering runs",
-            description="Run compute_clusters first."))
-    choices = types.Dropdown()
-    for key in keys:
-        choices.add_choice(key, label=key)
-    inputs.str(name, required=True, label=label, view=choices)
-    key = ctx.params.get(name)
-    if key and key not in keys:
-        try:
-            runs.get(ctx.dataset, key)
-        except ValueError as e:
-            _mark(inputs, name, str(e).replace("'run_key'", f"'{name}'"))
-
-
-def _mark(inputs, key, error):
-    mark_invalid(inputs.get_property(key), error)
-
-
-def _truth_fields(collection):
-    import fiftyone as fo
-
-    names = []
-    for name, field in collection.get_field_schema().items():
-        if isinstance(field, (fo.StringField, fo.IntField, fo.BooleanField)):
-            names.append(name)
-        elif isinstance(field, fo.EmbeddedDocumentField) and issubclass(
-            field.document_type, fo.Classification
-        ):
-            names.append(name)
-    return sorted(n for n in names if n not in ("filepath", "id", "media_type"))
+        return app.invoke(self, sample_collection, params, delegate)
 
 
 def register(plugin):
