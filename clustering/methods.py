@@ -102,51 +102,30 @@ def _hdbscan_rules(p):
     return {}
 
 
-def _fit_kmeans(X, p, random_state):
-    from sklearn.cluster import KMeans
-
-    model = KMeans(
-        n_clusters=p["n_clusters"], init=p["init"],
-        n_init="auto" if p["n_init"] is None else p["n_init"],
-        max_iter=p["max_iter"], tol=p["tol"], algorithm=p["algorithm"],
-        random_state=random_state,
-    ).fit(X)
-    return Fit(model.labels_, centers=model.cluster_centers_,
-               inertia=float(model.inertia_))
+_SWEEP = ("k_min", "k_max")
 
 
-def _fit_minibatch_kmeans(X, p, random_state):
-    from sklearn.cluster import MiniBatchKMeans
+def _sklearn(name):
+    """A fit for ``sklearn.cluster.<name>``, which receives every declared
+    parameter by its own name (the declaration uses scikit-learn's names)."""
 
-    model = MiniBatchKMeans(
-        n_clusters=p["n_clusters"], init=p["init"],
-        n_init="auto" if p["n_init"] is None else p["n_init"],
-        batch_size=p["batch_size"], max_iter=p["max_iter"],
-        max_no_improvement=p["max_no_improvement"],
-        reassignment_ratio=p["reassignment_ratio"],
-        random_state=random_state,
-    ).fit(X)
-    return Fit(model.labels_, centers=model.cluster_centers_,
-               inertia=float(model.inertia_))
+    def fit(X, p, random_state):
+        import inspect
 
+        import sklearn.cluster
 
-def _fit_birch(X, p, random_state):
-    from sklearn.cluster import Birch
+        estimator = getattr(sklearn.cluster, name)
+        kwargs = {k: v for k, v in p.items() if k not in _SWEEP}
+        if "n_init" in kwargs and kwargs["n_init"] is None:
+            kwargs["n_init"] = "auto"
+        if "random_state" in inspect.signature(estimator).parameters:
+            kwargs["random_state"] = random_state
+        model = estimator(**kwargs).fit(X)
+        inertia = getattr(model, "inertia_", None)
+        return Fit(model.labels_, centers=getattr(model, "cluster_centers_", None),
+                   inertia=None if inertia is None else float(inertia))
 
-    model = Birch(
-        n_clusters=p["n_clusters"], threshold=p["threshold"],
-        branching_factor=p["branching_factor"],
-    ).fit(X)
-    return Fit(model.labels_)
-
-
-def _fit_agglomerative(X, p, random_state):
-    from sklearn.cluster import AgglomerativeClustering
-
-    model = AgglomerativeClustering(
-        n_clusters=p["n_clusters"], linkage=p["linkage"], metric=p["metric"],
-    ).fit(X)
-    return Fit(model.labels_)
+    return fit
 
 
 def _fit_hdbscan(X, p, random_state):
@@ -189,7 +168,7 @@ METHODS = {m.name: m for m in (
             Param("algorithm", str, "lloyd", "K-means algorithm",
                   choices=("lloyd", "elkan")),
         ),
-        _fit_kmeans,
+        _sklearn("KMeans"),
     ),
     Method(
         "minibatch_kmeans", "Mini-batch k-means",
@@ -203,7 +182,7 @@ METHODS = {m.name: m for m in (
             Param("reassignment_ratio", float, 0.01,
                   "Share of small clusters reassigned each step", low=0, high=1),
         ),
-        _fit_minibatch_kmeans,
+        _sklearn("MiniBatchKMeans"),
     ),
     Method(
         "kmedoids", "K-medoids",
@@ -225,7 +204,7 @@ METHODS = {m.name: m for m in (
             Param("branching_factor", int, 50,
                   "Maximum subclusters per tree node", low=2),
         ),
-        _fit_birch,
+        _sklearn("Birch"),
     ),
     Method(
         "agglomerative", "Agglomerative",
@@ -236,7 +215,7 @@ METHODS = {m.name: m for m in (
             Param("metric", str, "euclidean", "Distance between embeddings",
                   choices=("euclidean", "cosine", "manhattan")),
         ),
-        _fit_agglomerative,
+        _sklearn("AgglomerativeClustering"),
         max_samples=30_000,
         rules=_agglomerative_rules,
     ),
