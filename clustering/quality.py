@@ -45,12 +45,15 @@ def radii(distances, labels, num_clusters, q=95):
     return [float(np.percentile(distances[labels == c], q)) for c in range(num_clusters)]
 
 
-def distances_to_centre(Z, labels, centre_rows):
-    """Per-sample distance to its own cluster's centre (NaN for noise)."""
+def distances_to_centre(Z, labels, centre_rows, chunk=65536):
+    """Per-sample distance to its own cluster's centre (NaN for noise),
+    in chunks so no N x d temporary is made."""
     out = np.full(len(Z), np.nan, dtype=np.float32)
-    member = labels >= 0
-    diff = Z[member] - centre_rows[labels[member]]
-    out[member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    for start in range(0, len(Z), chunk):
+        rows = slice(start, start + chunk)
+        member = labels[rows] >= 0
+        diff = Z[rows][member] - centre_rows[labels[rows][member]]
+        out[rows][member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out
 
 
