@@ -25,10 +25,10 @@ def sweep(method, Z, params, random_state, rng, progress=None):
         table.append(dict(k=k, silhouette=score, inertia=fit.inertia))
         if score is not None and score > best_score:
             best, best_score = fit, score
-            best.params = dict(params, n_clusters=k)
+            best.params = {**params, **fit.params, "n_clusters": k}
         if progress:
             progress((i + 1) / len(ks), f"k={k}")
     if best is None:
         best = fit
-        best.params = dict(params, n_clusters=ks[-1])
+        best.params = {**params, **fit.params, "n_clusters": ks[-1]}
     return best, table

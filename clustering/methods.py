@@ -131,15 +131,17 @@ def _sklearn(name):
 def _fit_hdbscan(X, p, random_state):
     import hdbscan
 
+    min_cluster_size = p["min_cluster_size"] or int(np.clip(round(0.025 * len(X)), 15, 50))
     model = hdbscan.HDBSCAN(
-        min_cluster_size=p["min_cluster_size"], min_samples=p["min_samples"],
+        min_cluster_size=min_cluster_size, min_samples=p["min_samples"],
         max_cluster_size=p["max_cluster_size"] or 0,
         cluster_selection_epsilon=p["cluster_selection_epsilon"],
         cluster_selection_method=p["cluster_selection_method"],
         alpha=p["alpha"], allow_single_cluster=p["allow_single_cluster"],
         core_dist_n_jobs=-1,
     ).fit(X)
-    return Fit(model.labels_, strengths=model.probabilities_)
+    return Fit(model.labels_, strengths=model.probabilities_,
+               params={"min_cluster_size": min_cluster_size})
 
 
 def _fit_kmedoids(X, p, random_state):
@@ -224,8 +226,8 @@ METHODS = {m.name: m for m in (
         "Density-based: finds the number of clusters itself and marks "
         "outliers as noise (-1).",
         (
-            Param("min_cluster_size", int, 15, "Smallest group counted as a cluster",
-                  low=2),
+            Param("min_cluster_size", int, None, "Smallest group counted as a cluster",
+                  low=2, empty="2.5% of the samples, at least 15 and at most 50"),
             Param("min_samples", int, None,
                   "Neighbours that make a point a core point; higher is more "
                   "conservative", low=1, empty="min_cluster_size"),

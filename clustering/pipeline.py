@@ -68,7 +68,8 @@ def run(collection, request, report=None):
             fit, sweep = autok.sweep(method, Z, request.params, seed, rng, update)
         else:
             fit = method.fit(Z, request.params, seed)
-            fit.params = dict(request.params)
+            # record what ran: the request with the method's own resolutions
+            fit.params = {**request.params, **fit.params}
 
     with progress.stage("measure"):
         labels, order = quality.order_by_size(fit.labels)
