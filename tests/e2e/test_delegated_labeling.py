@@ -1,0 +1,75 @@
+"""label_clusters_with_llm queued from the App without a key, executed by a
+separate ``fiftyone delegated launch`` whose environment alone holds the API
+key and the base URL of the tests' OpenAI-compatible server."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+from bson import ObjectId, json_util
+
+from conftest import operator
+from llm_server import LLMServer
+
+from .conftest import ARTIFACTS, child_env
+
+KEY = "sk-e2e-" + uuid.uuid4().hex
+MODEL = "vision-e2e-1"
+
+
+def test_labeling_under_the_launcher_with_key_and_base_url_in_its_environment(
+        app, digits, monkeypatch):
+    from fiftyone.core.odm import get_db_conn
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    operator("compute_clusters")(digits, run_key="e2e_named", embeddings="pixels",
+                                 method="kmeans", kmeans__n_clusters=6, reduce="none",
+                                 random_state=0)
+    with LLMServer(KEY, MODEL, max_side=64) as server:
+        queued = app.execute(digits, "label_clusters_with_llm", dict(
+            run_key="e2e_named", model=MODEL, max_image_size=64, delegate=True))
+        assert queued["delegated"] and queued["error"] is None, queued
+        op_id = ObjectId(queued["result"]["id"]["$oid"])
+
+        service = DelegatedOperationService()
+        log_path = os.path.join(ARTIFACTS, "delegated-labeling.log")
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        with open(log_path, "w") as log:
+            launcher = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "fiftyone"),
+                 "delegated", "launch"],
+                env=child_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url),
+                stdout=log, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    if service.get(op_id).run_state in ("completed", "failed"):
+                        break
+                    time.sleep(0.05)
+            finally:
+                launcher.terminate()
+                launcher.wait(timeout=60)
+        output = open(log_path).read()
+        op = service.get(op_id)
+        assert op.run_state == "completed", (op.result, output)
+        assert server.problems == [] and len(server.requests) == 6
+
+    digits.reload()
+    clusters = digits.load_run_results("e2e_named", cache=False).clusters
+    names = [c["name"] for c in clusters]
+    assert all(names) and len(set(names)) == 6  # named, and distinct
+    for c in clusters:
+        view = digits.match({"e2e_named_cluster": c["id"]})
+        assert set(view.values("e2e_named_cluster_label")) == {c["name"]}
+        assert c["model"] == MODEL and len(c["shown"]) == 5
+    labels = digits.get_run_info("e2e_named").config.labels
+    assert labels["base_url"] == server.url and labels["model"] == MODEL
+    record = get_db_conn().delegated_ops.find_one({"_id": op_id})
+    assert KEY not in json_util.dumps(record)
+    assert KEY not in output
+    assert KEY not in json.dumps(digits.get_run_info("e2e_named").serialize(), default=str)
