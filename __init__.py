@@ -377,7 +377,7 @@ class GetClusteringRunInfo(foo.Operator):
             display.add_sweep_plot(outputs, "sweep_plot", result["sweep"])
         display.add_clusters_table(outputs, "clusters", [
             ("id", "Cluster"), ("size", "Size"), ("name", "Name"),
-            ("description", "Description"), ("representatives", "Most typical samples"),
+            ("description", "Description"), ("typical", "Most typical samples"),
         ])
         outputs.obj("timings", label="Stage timings (s)", view=types.JSONView())
         return types.Property(outputs, view=types.View(label="Clustering run"))
@@ -415,7 +415,9 @@ class LabelClustersWithLLM(foo.Operator):
         if "api_key" in errors:
             notice = inputs.view("api_key", types.Warning(
                 label="No OpenAI API key", description=errors["api_key"]))
-            mark_invalid(notice, errors["api_key"])
+            # a queued run needs the key where it will execute, not here
+            if ctx.delegated or not params.get("delegate", True):
+                mark_invalid(notice, errors["api_key"])
         app.run_choice(inputs, ctx)
         for header, group in labeling_request.form_groups(ctx.dataset, params.get("run_key")):
             inputs.view(header.lower() + "_header", types.Header(label=header, divider=True))

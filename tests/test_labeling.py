@@ -354,10 +354,14 @@ def test_names_move_with_label_field_and_go_with_the_run(tmp_path, server):
 def test_missing_key(tmp_path, server, monkeypatch):
     dataset = painted(tmp_path, centers=2)
     monkeypatch.delenv("OPENAI_API_KEY")
-    fields = form(NAME, dataset, dict(run_key="run"))
+    fields = form(NAME, dataset, dict(run_key="run", delegate=False))
     assert fields["api_key"]["invalid"]
     assert "OPENAI_API_KEY is not set" in fields["api_key"]["error_message"]
     assert "OPENAI_API_KEY is not set" in fields["api_key"]["view"]["description"]
+    # queueing is allowed: the key is needed where the run will execute
+    queued = form(NAME, dataset, dict(run_key="run", delegate=True))
+    assert not queued["api_key"].get("invalid")
+    assert "fiftyone delegated launch" in queued["api_key"]["view"]["description"]
     before = snapshot(dataset)
     with pytest.raises(ExecutionError, match="OPENAI_API_KEY is not set"):
         label(dataset, server)
