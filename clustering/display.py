@@ -34,8 +34,8 @@ def add_sizes_plot(outputs, name, sizes):
         name,
         label="Cluster sizes",
         data=[dict(type="bar", x=[str(i) for i in range(len(sizes))], y=sizes)],
-        layout=dict(xaxis=dict(title="cluster", type="category"),
-                    yaxis=dict(title="samples"), height=300),
+        layout=dict(xaxis=dict(title=dict(text="cluster"), type="category"),
+                    yaxis=dict(title=dict(text="samples")), height=300),
     )
 
 
@@ -51,8 +51,9 @@ def add_sweep_plot(outputs, name, sweep):
         name,
         label="Choice of the number of clusters",
         data=data,
-        layout=dict(xaxis=dict(title="k"), yaxis=dict(title="silhouette"),
-                    yaxis2=dict(title="inertia", overlaying="y", side="right"),
+        layout=dict(xaxis=dict(title=dict(text="k")),
+                    yaxis=dict(title=dict(text="silhouette")),
+                    yaxis2=dict(title=dict(text="inertia"), overlaying="y", side="right"),
                     height=300),
     )
 

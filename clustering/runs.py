@@ -211,7 +211,8 @@ def info(dataset, key):
         clusters=[
             dict(id=c["id"], size=c["size"], name=c.get("name"),
                  description=c.get("description"),
-                 representatives=c.get("representatives", [])[:5])
+                 representatives=c.get("representatives", [])[:5],
+                 typical=", ".join(c.get("representatives", [])[:3]))
             for c in results.clusters
         ],
         noise=results.noise,
