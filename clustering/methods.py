@@ -1,8 +1,9 @@
 """The clustering methods: one declaration each (parameters and fit).
 
-Parameter names and defaults follow scikit-learn; each method's fit receives
-exactly the validated parameters its declaration lists, so nothing shown in
-the App form is ignored.
+Parameter names and defaults follow scikit-learn (HDBSCAN's
+``min_cluster_size`` aside: it scales with the data, see its help); each
+method's fit receives exactly the validated parameters its declaration
+lists, so nothing shown in the App form is ignored.
 """
 
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ METHODS = {m.name: m for m in (
         "K-means on mini-batches: the choice for hundreds of thousands of samples.",
         _k_params() + (
             _INIT, _N_INIT,
-            Param("batch_size", int, 4096, "Samples per mini-batch", low=1),
+            Param("batch_size", int, 1024, "Samples per mini-batch", low=1),
             Param("max_iter", int, 100, "Maximum passes over the data", low=1),
             Param("max_no_improvement", int, 10,
                   "Stop after this many mini-batches without improvement", low=1),
