@@ -31,6 +31,11 @@ LOW_DIM = 10
 UMAP_SETTINGS = dict(n_neighbors=50, min_dist=0.0, metric="euclidean",
                      set_op_mix_ratio=0.0)
 PRE_PCA = 50
+# Up to this size UMAP gets exact neighbours from a brute-force search (6 s
+# at 50k x 50-d) instead of pynndescent, whose approximate search must be
+# compiled anew in every process (~12 s: its functions take the distance
+# function as an argument, which numba cannot cache).
+EXACT_NEIGHBOURS_MAX_SAMPLES = 50_000
 
 PREPARE_PARAMS = (
     Param("normalize", bool, None,
@@ -101,12 +106,23 @@ def _umap(X, n_components, settings, random_state):
     from .jit import cache_compiled
 
     cache_compiled("umap", "pynndescent")
+    neighbours = None
+    if len(X) <= EXACT_NEIGHBOURS_MAX_SAMPLES:
+        from sklearn.neighbors import NearestNeighbors
+
+        search = NearestNeighbors(n_neighbors=settings["n_neighbors"], algorithm="brute")
+        distances, indices = search.fit(X).kneighbors(X)
+        # a point is its own nearest neighbour at distance exactly 0, as UMAP
+        # expects; rounding leaves ~1e-8, which UMAP would take for a neighbour
+        distances[indices == np.arange(len(X))[:, None]] = 0.0
+        neighbours = (indices, distances, None)
     model = umap.UMAP(
         n_components=n_components,
         n_neighbors=settings["n_neighbors"],
         min_dist=settings["min_dist"],
         metric=settings["metric"],
         set_op_mix_ratio=settings["set_op_mix_ratio"],
+        precomputed_knn=neighbours or (None, None, None),
         random_state=random_state,
         n_jobs=1 if random_state is not None else -1,
     )

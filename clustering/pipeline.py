@@ -72,36 +72,18 @@ def run(collection, request, report=None):
             fit.params = {**request.params, **fit.params}
 
     with progress.stage("measure"):
-        labels, order = quality.order_by_size(fit.labels)
-        k = len(order)
-        if k == 0:
-            raise InputError(
-                f"Method '{method.name}' found no cluster: every sample is "
-                "noise. Lower hdbscan__min_cluster_size or hdbscan__min_samples."
-            )
-        centres = quality.centres(Z, labels, k, fit, order)
-        distances = quality.distances_to_centre(Z, labels, centres)
-        strengths = fit.strengths
-        reps = quality.representatives(labels, distances, strengths, k)
-        # where assign_to_clusters places new samples: the normalised inputs
         reduced = prepare["reduce"] != "none"
-        input_centres = quality.member_means(emb.X, labels, k) if reduced else centres
-        radius = quality.radii(
-            quality.distances_to_centre(emb.X, labels, input_centres) if reduced
-            else distances, labels, k)
-        metrics = quality.internal_metrics(Z, labels, rng)
-        if truth is not None:
-            metrics["ground_truth"] = quality.external_metrics(labels, truth)
+        measured = quality.measure(Z, emb.X, fit, reduced, truth, rng)
+        labels = measured.labels
 
     old_fields = _fields_to_replace(dataset, request)
     with progress.stage("write") as update:
         fields = {request.cluster_field: labels.astype(str)}
         if request.distance_field:
-            fields[request.distance_field] = distances
+            fields[request.distance_field] = measured.distances
         writeback.write_fields(dataset, emb.ids, fields, progress=update)
 
-    sizes = np.bincount(labels[labels >= 0], minlength=k)
-    noise = int(np.sum(labels < 0))
+    k, noise = measured.num_clusters, measured.noise
     config = dict(
         method=method.name,
         params=_jsonable(fit.params),
@@ -122,19 +104,9 @@ def run(collection, request, report=None):
             writeback.delete_fields(dataset, old_fields)
         progress.timings["total"] = round(time.perf_counter() - start, 3)
         runs.save_results(dataset, request.run_key, dict(
-            clusters=[
-                dict(
-                    id=str(c),
-                    size=int(sizes[c]),
-                    representatives=[str(emb.ids[i]) for i in reps[c]],
-                    centroid=_compact(centres[c]),
-                    radius=round(radius[c], 6),
-                    **({"input_centroid": _compact(input_centres[c])} if reduced else {}),
-                )
-                for c in range(k)
-            ],
+            clusters=measured.clusters(emb.ids, reduced),
             noise=dict(size=noise) if method.noise else None,
-            metrics=metrics,
+            metrics=measured.metrics,
             sweep=sweep,
             timings=progress.timings,
         ))
@@ -151,14 +123,14 @@ def run(collection, request, report=None):
         method=method.name,
         cluster_field=request.cluster_field,
         num_clusters=k,
-        sizes=[int(s) for s in sizes],
+        sizes=[int(s) for s in measured.sizes],
         noise=noise,
         noise_fraction=round(noise / len(labels), 4),
         num_samples=len(emb.ids),
         num_skipped=emb.num_skipped,
         params=config["params"],
         prepare=prepare,
-        metrics=metrics,
+        metrics=measured.metrics,
         sweep=sweep,
         timings=progress.timings,
     )
@@ -189,10 +161,6 @@ def _describe_view(collection):
         s = repr(stage)
         text.append(s if len(s) <= 200 else s[:197] + "...")
     return text
-
-
-def _compact(vector):
-    return [round(float(v), 6) for v in vector]
 
 
 def _jsonable(params):

@@ -1,10 +1,87 @@
 """What a fitted clustering is worth: ids by size, centres, representatives,
 internal metrics on a capped sample and, given truth, external metrics."""
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from .params import InputError
 
 METRICS_SAMPLE = 5000
 NUM_REPRESENTATIVES = 25
+
+
+@dataclass
+class Measured:
+    """A fit, measured: labels by size and what the run records per cluster."""
+
+    labels: np.ndarray
+    sizes: np.ndarray
+    centres: np.ndarray
+    distances: np.ndarray
+    representatives: list
+    input_centres: np.ndarray
+    radius: list
+    metrics: dict
+
+    @property
+    def num_clusters(self):
+        return len(self.sizes)
+
+    @property
+    def noise(self):
+        return int(np.sum(self.labels < 0))
+
+    def clusters(self, ids, reduced):
+        """Per-cluster records for the run; compact (nothing per sample)."""
+        return [
+            dict(
+                id=str(c),
+                size=int(self.sizes[c]),
+                representatives=[str(ids[i]) for i in self.representatives[c]],
+                centroid=_compact(self.centres[c]),
+                radius=round(self.radius[c], 6),
+                **({"input_centroid": _compact(self.input_centres[c])} if reduced else {}),
+            )
+            for c in range(self.num_clusters)
+        ]
+
+
+def measure(Z, X, fit, reduced, truth, rng):
+    """Measures ``fit`` of the prepared features ``Z`` (inputs ``X``).
+
+    Centres and distances are taken in the prepared space; where
+    assign_to_clusters will place new samples, the normalised inputs, each
+    cluster also gets a centre and a radius there.
+    """
+    labels, order = order_by_size(fit.labels)
+    k = len(order)
+    if k == 0:
+        raise InputError(
+            "The method found no cluster: every sample is noise. Lower "
+            "hdbscan__min_cluster_size or hdbscan__min_samples."
+        )
+    centre_rows = centres(Z, labels, k, fit, order)
+    distances = distances_to_centre(Z, labels, centre_rows)
+    input_centres = member_means(X, labels, k) if reduced else centre_rows
+    input_distances = distances_to_centre(X, labels, input_centres) if reduced else distances
+    metrics = internal_metrics(Z, labels, rng)
+    if truth is not None:
+        metrics["ground_truth"] = external_metrics(labels, truth)
+    return Measured(
+        labels=labels,
+        sizes=np.bincount(labels[labels >= 0], minlength=k),
+        centres=centre_rows,
+        distances=distances,
+        representatives=representatives(labels, distances, fit.strengths, k),
+        input_centres=input_centres,
+        radius=radii(input_distances, labels, k),
+        metrics=metrics,
+    )
+
+
+def _compact(vector):
+    return [round(float(v), 6) for v in vector]
 
 
 def order_by_size(labels):
