@@ -13,3 +13,4 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/clustering.py $(ARGS)
+	.venv/bin/python bench/labeling.py
