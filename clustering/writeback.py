@@ -6,6 +6,8 @@ a temporary name and swapped in only once every write succeeded, so a
 failure leaves the old values intact and no new field behind.
 """
 
+from datetime import datetime, timezone
+
 import numpy as np
 
 _IDS_PER_UPDATE = 50_000
@@ -15,7 +17,8 @@ _TMP_PREFIX = "clusterlab_tmp_"
 
 def write_fields(dataset, ids, fields, progress=None):
     """Writes ``fields`` (``{name: numpy array of str or float}``) on ``ids``,
-    replacing any previous content of those fields.
+    replacing any previous content of those fields, and stamps the samples'
+    ``last_modified_at`` as FiftyOne's own writes do.
 
     Strings are grouped and written per distinct value; floats per sample,
     skipping NaN. Returns the names written.
@@ -67,18 +70,19 @@ def _field_type(values):
 def _write(coll, field, ids, values):
     from pymongo import UpdateMany, UpdateOne
 
+    now = datetime.now(timezone.utc)
     if values.dtype.kind in "US":
-        ops = _grouped_updates(ids, values, field, UpdateMany)
+        ops = _grouped_updates(ids, values, field, now, UpdateMany)
     else:
         ops = [
-            UpdateOne({"_id": _id}, {"$set": {field: float(v)}})
+            UpdateOne({"_id": _id}, {"$set": {field: float(v), "last_modified_at": now}})
             for _id, v in zip(ids, values) if not np.isnan(v)
         ]
     for start in range(0, len(ops), _OPS_PER_BULK):
         coll.bulk_write(ops[start:start + _OPS_PER_BULK], ordered=False)
 
 
-def _grouped_updates(ids, values, field, UpdateMany):
+def _grouped_updates(ids, values, field, now, UpdateMany):
     ids = np.asarray(ids, dtype=object)
     distinct, codes = np.unique(values, return_inverse=True)
     order = np.argsort(codes, kind="stable")
@@ -87,7 +91,8 @@ def _grouped_updates(ids, values, field, UpdateMany):
     for value, lo, hi in zip(distinct, bounds[:-1], bounds[1:]):
         for start in range(lo, hi, _IDS_PER_UPDATE):
             chunk = list(ids[order[start:min(hi, start + _IDS_PER_UPDATE)]])
-            ops.append(UpdateMany({"_id": {"$in": chunk}}, {"$set": {field: str(value)}}))
+            ops.append(UpdateMany({"_id": {"$in": chunk}},
+                                  {"$set": {field: str(value), "last_modified_at": now}}))
     return ops
 
 
@@ -107,7 +112,8 @@ def write_per_cluster(dataset, cluster_field, field, values):
 
     if not dataset.has_sample_field(field):
         dataset.add_sample_field(field, fo.StringField)
-    ops = [UpdateMany({cluster_field: cid}, {"$set": {field: value}})
+    now = datetime.now(timezone.utc)
+    ops = [UpdateMany({cluster_field: cid}, {"$set": {field: value, "last_modified_at": now}})
            for cid, value in values.items()]
     if ops:
         dataset._sample_collection.bulk_write(ops, ordered=False)

@@ -155,6 +155,7 @@ def test_view_target_and_samples_without_embeddings():
     rows = [None if i % 10 == 0 else x for i, x in enumerate(X)]
     dataset = make_dataset(rows, y)
     view = dataset.skip(100)
+    before = dataset.values("last_modified_at")
     result = operator("compute_clusters")(
         view, run_key="part", embeddings="embedding", method="kmeans",
         kmeans__n_clusters=3, reduce="none")
@@ -164,6 +165,9 @@ def test_view_target_and_samples_without_embeddings():
     missing = [values[i] for i in range(100, 300) if i % 10 == 0]
     assert all(v is None for v in missing)  # no embedding, no cluster value
     assert sum(v is not None for v in values) == 180
+    # written samples are stamped as FiftyOne's own writes stamp them
+    stamped = [a > b for a, b in zip(dataset.values("last_modified_at"), before)]
+    assert stamped == [v is not None for v in values]
     config = dataset.get_run_info("part").config
     assert config.num_skipped == 20 and config.view != "dataset"
     assert "Skip" in config.view[0]
