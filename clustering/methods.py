@@ -119,8 +119,11 @@ def _sklearn(name):
         kwargs = {k: v for k, v in p.items() if k not in _SWEEP}
         if "n_init" in kwargs and kwargs["n_init"] is None:
             kwargs["n_init"] = "auto"
-        if "random_state" in inspect.signature(estimator).parameters:
+        accepted = inspect.signature(estimator).parameters
+        if "random_state" in accepted:
             kwargs["random_state"] = random_state
+        if "copy_x" in accepted:  # X is the run's own array: centre it in place, not a copy
+            kwargs["copy_x"] = False
         model = estimator(**kwargs).fit(X)
         inertia = getattr(model, "inertia_", None)
         return Fit(model.labels_, centers=getattr(model, "cluster_centers_", None),
