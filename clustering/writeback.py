@@ -12,6 +12,7 @@ import numpy as np
 
 _IDS_PER_UPDATE = 50_000
 _OPS_PER_BULK = 5_000
+_WRITERS = 4  # as fast as 2 on a 2-core machine, faster where the database has more
 _TMP_PREFIX = "clusterlab_tmp_"
 
 
@@ -78,8 +79,18 @@ def _write(coll, field, ids, values):
             UpdateOne({"_id": _id}, {"$set": {field: float(v), "last_modified_at": now}})
             for _id, v in zip(ids, values) if not np.isnan(v)
         ]
-    for start in range(0, len(ops), _OPS_PER_BULK):
-        coll.bulk_write(ops[start:start + _OPS_PER_BULK], ordered=False)
+    _bulk_write(coll, ops)
+
+
+def _bulk_write(coll, ops):
+    """Sends ``ops`` as a few concurrent bulk writes: the database applies
+    each one on a single core, and rewriting documents is what costs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = min(_OPS_PER_BULK, max(1, -(-len(ops) // _WRITERS)))
+    batches = [ops[i:i + size] for i in range(0, len(ops), size)]
+    with ThreadPoolExecutor(_WRITERS) as pool:
+        list(pool.map(lambda batch: coll.bulk_write(batch, ordered=False), batches))
 
 
 def _grouped_updates(ids, values, field, now, UpdateMany):
