@@ -122,15 +122,22 @@ def radii(distances, labels, num_clusters, q=95):
     return [float(np.percentile(distances[labels == c], q)) for c in range(num_clusters)]
 
 
-def distances_to_centre(Z, labels, centre_rows, chunk=65536):
-    """Per-sample distance to its own cluster's centre (NaN for noise),
-    in chunks so no N x d temporary is made."""
+def distances_to_centre(Z, labels, centre_rows, chunk=8192):
+    """Per-sample distance to its own cluster's centre (NaN for noise).
+
+    Uses |z - c|^2 = |z|^2 - 2 z.c + |c|^2 with z.c from one matrix product
+    per chunk (BLAS, no gathered copy of the centres), in float64 so that
+    samples at the centre (medoids) come out at 0; chunks keep it small."""
+    C = np.asarray(centre_rows, dtype=np.float64)
+    centre_sq = np.einsum("ij,ij->i", C, C)
     out = np.full(len(Z), np.nan, dtype=np.float32)
     for start in range(0, len(Z), chunk):
-        rows = slice(start, start + chunk)
-        member = labels[rows] >= 0
-        diff = Z[rows][member] - centre_rows[labels[rows][member]]
-        out[rows][member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        own = labels[start:start + chunk]
+        member = np.flatnonzero(own >= 0)
+        block = Z[start:start + chunk][member].astype(np.float64)
+        dots = (block @ C.T)[np.arange(len(member)), own[member]]
+        sq = np.einsum("ij,ij->i", block, block) - 2 * dots + centre_sq[own[member]]
+        out[start + member] = np.sqrt(np.maximum(sq, 0))
     return out
 
 

@@ -31,6 +31,13 @@ def test_large_n_and_medoid_methods_recover_blobs(five_blobs, method):
     compute(five_blobs, run_key=key, method=method, reduce="none", random_state=0,
             distance_field=f"{key}_dist", **{f"{method}__n_clusters": 5})
     assert ari(five_blobs, f"{key}_cluster") > 0.98
+    # each sample's distance is to its own cluster's recorded centre
+    X = np.stack(five_blobs.values("embedding"))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    centres = {c["id"]: c["centroid"] for c in five_blobs.load_run_results(key).clusters}
+    expected = [np.linalg.norm(x - centres[c])
+                for x, c in zip(X, five_blobs.values(f"{key}_cluster"))]
+    np.testing.assert_allclose(five_blobs.values(f"{key}_dist"), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
