@@ -38,7 +38,8 @@ class ComputeClusters(foo.Operator):
         inputs = types.Object()
         target = ctx.target_view()
         params = ctx.params
-        _, errors = clustering_request.validate(target, params)
+        _, errors = clustering_request.validate(
+            target, params, count_samples=app.worth_counting(ctx))
         shown = lambda key: errors.get(key) if params.get(key) not in (None, "") else None
 
         inputs.str("run_key", label="Run key", required=True,
@@ -113,7 +114,7 @@ class ComputeClusters(foo.Operator):
         from .clustering import pipeline
 
         target = ctx.target_view()
-        request, errors = clustering_request.validate(target, ctx.params)
+        request, errors = clustering_request.validate(target, ctx.params, count_samples=False)
         clustering_request.raise_errors(errors)
         summary = pipeline.run(target, request, report=progress.reporter(ctx))
         if not ctx.delegated:

@@ -17,6 +17,17 @@ def invoke(operator, sample_collection, params, delegate):
     return result.result
 
 
+def worth_counting(ctx):
+    """Whether to scan the target for samples with embeddings while resolving
+    the form: yes as the user types, and for a run about to be queued (a bad
+    one is refused now, not in the launcher); no for a run executing now,
+    which checks the same limits once it has read the vectors."""
+    if ctx.executor is None:
+        return True
+    queueing = ctx.params.get("delegate") or ctx.requesting_delegated_execution
+    return bool(queueing) and not ctx.delegated
+
+
 def run_choice(inputs, ctx, name="run_key", label="Clustering run"):
     """A dropdown of this plugin's clustering runs; other keys get a clear error."""
     import fiftyone.operators.types as types

@@ -88,6 +88,22 @@ def count_with_embeddings(collection, path):
     return collection.exists(path).count()
 
 
+def check_found(path, total, found):
+    """Raises InputError for a target without samples, or without any
+    sample that has a vector in ``path``."""
+    if total == 0:
+        raise InputError(
+            "The target is empty: it has no samples. Run on the whole "
+            "dataset or on a view that contains samples."
+        )
+    if found == 0:
+        raise InputError(
+            f"No sample in the target has a value in field '{path}' "
+            f"({total} samples checked). Compute embeddings for these "
+            "samples first, or choose another field."
+        )
+
+
 def read_embeddings(collection, path, progress=None):
     """Reads ``path`` for every sample of ``collection`` into float32.
 
@@ -99,11 +115,7 @@ def read_embeddings(collection, path, progress=None):
 
     check_field(collection, path)
     total = collection.count()
-    if total == 0:
-        raise InputError(
-            "The target is empty: it has no samples. Choose the whole "
-            "dataset or a view that contains samples."
-        )
+    check_found(path, total, total)
 
     db_path = collection._handle_db_field(path)
     pipeline = collection._pipeline(
@@ -135,12 +147,7 @@ def read_embeddings(collection, path, progress=None):
         for future in pending:
             future.result()
 
-    if not ids:
-        raise InputError(
-            f"No sample in the target has a value in field '{path}' "
-            f"({total} samples checked). Compute embeddings for these "
-            "samples first, or choose another field."
-        )
+    check_found(path, total, len(ids))
     X = X[: len(ids)]
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():

@@ -7,7 +7,7 @@ types), the Python call and execution; every message names the parameter.
 from dataclasses import dataclass
 
 from . import runs
-from .embeddings import check_field, count_with_embeddings
+from .embeddings import check_field, check_found, count_with_embeddings
 from .features import PREPARE_PARAMS
 from .methods import METHODS, get_method
 from .params import InputError, Param, ParameterError, coerce_all
@@ -43,7 +43,12 @@ def known_keys():
 
 
 def validate(collection, values, count_samples=True):
-    """Returns ``(request or None, errors)``, ``errors`` keyed by parameter."""
+    """Returns ``(request or None, errors)``, ``errors`` keyed by parameter.
+
+    ``count_samples`` checks the limits that depend on how many samples have
+    a vector (a scan of the target): the form does, as the user types; a run
+    need not, as it checks the same limits once it has read the vectors.
+    """
     errors = {}
     dataset = collection._root_dataset
     overwrite = bool(values.get("overwrite", False))
@@ -93,19 +98,15 @@ def validate(collection, values, count_samples=True):
             "field holding the true classes or leave it empty."))
 
     if count_samples and "embeddings" not in errors:
-        n = count_with_embeddings(collection, embeddings)
-        if len(collection) == 0:
-            errors["view_target"] = (
-                "The target is empty: it has no samples. Run on the whole "
-                "dataset or on a view that contains samples."
-            )
-        elif n == 0:
-            errors["embeddings"] = (
-                f"No sample in the target has a value in field '{embeddings}'; "
-                "compute embeddings for these samples or choose another field."
-            )
-        elif not any(k.startswith(method.name + "__") for k in errors):
-            errors.update(method.check(params, n))
+        total = len(collection)
+        n = count_with_embeddings(collection, embeddings) if total else 0
+        try:
+            check_found(embeddings, total, n)
+        except InputError as e:
+            errors["view_target" if total == 0 else "embeddings"] = str(e)
+        else:
+            if not any(k.startswith(method.name + "__") for k in errors):
+                errors.update(method.check(params, n))
 
     if errors:
         return None, errors

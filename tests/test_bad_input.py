@@ -131,3 +131,18 @@ def test_form_shows_errors_as_the_user_types(dataset):
     assert not any(p.get("invalid") for p in ok.values())
     # only vector fields are offered
     assert ok["embeddings"]["type"]["values"] == ["embedding"]
+
+
+def test_too_many_clusters_is_refused_before_a_run_is_queued(dataset):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    service = DelegatedOperationService()
+    queued_before = len(service.list_operations(dataset_name=dataset.name))
+    before = snapshot(dataset)
+    with pytest.raises(ExecutionError) as raised:
+        execute("compute_clusters", dataset, dict(
+            run_key="later", embeddings="embedding", method="kmeans",
+            kmeans__n_clusters=61, reduce="none", delegate=True)).raise_exceptions()
+    assert "only 60 samples" in str(raised.value)
+    assert len(service.list_operations(dataset_name=dataset.name)) == queued_before
+    assert snapshot(dataset) == before
