@@ -188,6 +188,7 @@ def run_case(case, n):
     wall = time.perf_counter() - start
     peak = rss_mb()
     ari = adjusted_rand_score(ds.values("truth"), ds.values(summary["cluster_field"]))
+    _wait_until_idle("mongod")  # the run's writes are still being applied
     with PeakRSS() as bare_mem:
         bare_time, bare_labels = bare(method, n, summary["prepare"], summary["params"],
                                       params.get("random_state"))
