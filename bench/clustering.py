@@ -123,7 +123,7 @@ def bare(method, n, prepare, params, seed):
 
 def warm_up_jit():
     """Compiles pynndescent (UMAP's own neighbour search: the plugin uses it
-    above 50k samples, bare UMAP above 4k), ~12 s once in every new process;
+    above 50k samples, bare UMAP above 4k), ~30 s once in every new process;
     returns the seconds, reported on their own so the timed runs compare
     like with like."""
     import warnings
