@@ -40,7 +40,7 @@ class ComputeClusters(foo.Operator):
         params = ctx.params
         _, errors = clustering_request.validate(
             target, params, count_samples=app.worth_counting(ctx))
-        shown = lambda key: errors.get(key) if params.get(key) not in (None, "") else None
+        shown = app.typed_errors(errors, params)
 
         inputs.str("run_key", label="Run key", required=True,
                    description="A name for this run (a Python identifier)")
@@ -227,7 +227,7 @@ class RenameClusteringRun(foo.Operator):
     def __call__(self, sample_collection, run_key, new_run_key):
         """Renames run ``run_key`` to ``new_run_key`` with its default-named fields."""
         return app.invoke(self, sample_collection,
-                       dict(run_key=run_key, new_run_key=new_run_key), False)
+                          dict(run_key=run_key, new_run_key=new_run_key), False)
 
 
 class CompareClusteringRuns(foo.Operator):
@@ -286,7 +286,7 @@ class AssignToClusters(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        ctx.target_view()
+        ctx.target_view()  # resolving the target adds FiftyOne's target choice to the form
         app.run_choice(inputs, ctx)
         inputs.bool("delegate", default=False, label="Delegate",
                     view=types.CheckboxView())
@@ -310,7 +310,7 @@ class AssignToClusters(foo.Operator):
         """Assigns the samples of ``sample_collection`` that run ``run_key``
         has not clustered to its clusters."""
         return app.invoke(self, sample_collection, dict(run_key=run_key, delegate=delegate),
-                       delegate)
+                          delegate)
 
 
 class OpenCluster(foo.Operator):
@@ -411,7 +411,7 @@ class LabelClustersWithLLM(foo.Operator):
         params = ctx.params
         request, errors = labeling_request.validate(
             ctx.dataset, params, ctx.secrets[labeling_request.SECRET])
-        shown = lambda key: errors.get(key) if params.get(key) not in (None, "") else None
+        shown = app.typed_errors(errors, params)
 
         if "api_key" in errors:
             notice = inputs.view("api_key", types.Warning(

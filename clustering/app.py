@@ -48,6 +48,12 @@ def run_choice(inputs, ctx, name="run_key", label="Clustering run"):
             mark(inputs, name, str(e).replace("'run_key'", f"'{name}'"))
 
 
+def typed_errors(errors, params):
+    """``errors[key]`` only once the user has typed a value for ``key``: an
+    empty new form shows no errors under its fields."""
+    return lambda key: errors.get(key) if params.get(key) not in (None, "") else None
+
+
 def mark(inputs, key, error):
     """Shows ``error`` under the form's property ``key``."""
     mark_invalid(inputs.get_property(key), error)
