@@ -97,6 +97,11 @@ def make_dataset(X, y=None, field="embedding", name=None):
     return dataset
 
 
+def blob_dataset_of(n, d, centers, seed=0, cluster_std=1.0):
+    """A dataset of ``blobs(...)``: embeddings and their true blob."""
+    return make_dataset(*blobs(n, d, centers, seed=seed, cluster_std=cluster_std))
+
+
 def snapshot(dataset):
     """What a failed run must leave unchanged: schema, runs and all values."""
     dataset.reload()
@@ -119,7 +124,6 @@ def digits():
 
 @pytest.fixture
 def blob_dataset():
-    X, y = blobs(600, 16, centers=4, seed=1, cluster_std=0.5)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(600, 16, centers=4, seed=1, cluster_std=0.5)
     yield dataset
     dataset.delete()

@@ -6,13 +6,12 @@ import pytest
 
 import fiftyone as fo
 from fiftyone.operators.executor import ExecutionError
-from conftest import blobs, execute, form, make_dataset, snapshot
+from conftest import blob_dataset_of, execute, form, snapshot
 
 
 @pytest.fixture
 def dataset():
-    X, y = blobs(60, 8, centers=3, seed=4, cluster_std=0.3)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(60, 8, centers=3, seed=4, cluster_std=0.3)
     execute("compute_clusters", dataset, dict(
         run_key="existing", embeddings="embedding", method="kmeans",
         kmeans__n_clusters=3, reduce="none")).raise_exceptions()

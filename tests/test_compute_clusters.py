@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import fiftyone as fo
-from conftest import blobs, execute, make_dataset, operator, plugin_module
+from conftest import blob_dataset_of, blobs, execute, make_dataset, operator, plugin_module
 
 from fiftyone.operators.delegated import DelegatedOperationService
 
@@ -184,8 +183,7 @@ def test_view_target_and_samples_without_embeddings():
 
 
 def test_delegated_run_reports_progress():
-    X, y = blobs(8000, 64, centers=4, seed=3)
-    blob_dataset = make_dataset(X, y)
+    blob_dataset = blob_dataset_of(8000, 64, centers=4, seed=3)
     queued = operator("compute_clusters")(
         blob_dataset, run_key="later", embeddings="embedding", method="kmeans",
         kmeans__n_clusters=4, reduce="none", delegate=True)

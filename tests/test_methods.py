@@ -5,14 +5,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-import fiftyone as fo
-from conftest import blobs, make_dataset, operator
+from conftest import blob_dataset_of, blobs, make_dataset, operator
 
 
 @pytest.fixture(scope="module")
 def five_blobs():
-    X, y = blobs(500, 32, centers=5, seed=8, cluster_std=0.6)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(500, 32, centers=5, seed=8, cluster_std=0.6)
     yield dataset
     dataset.delete()
 

@@ -7,13 +7,12 @@ import pytest
 
 import fiftyone as fo
 from fiftyone.operators.executor import ExecutionError
-from conftest import blobs, execute, form, make_dataset, operator, snapshot
+from conftest import blob_dataset_of, blobs, execute, form, make_dataset, operator, snapshot
 
 
 @pytest.fixture
 def dataset():
-    X, y = blobs(400, 12, centers=4, seed=5, cluster_std=0.4)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(400, 12, centers=4, seed=5, cluster_std=0.4)
     operator("compute_clusters")(
         dataset, run_key="base", embeddings="embedding", method="kmeans",
         kmeans__n_clusters=4, reduce="none", random_state=0,
@@ -108,8 +107,7 @@ def test_compare_identical_and_different_runs(dataset):
 
 
 def test_compare_needs_overlapping_samples():
-    X, y = blobs(200, 6, centers=2, seed=6, cluster_std=0.3)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(200, 6, centers=2, seed=6, cluster_std=0.3)
     compute = operator("compute_clusters")
     compute(dataset.limit(100), run_key="a", embeddings="embedding", method="kmeans",
             kmeans__n_clusters=2, reduce="none")

@@ -4,7 +4,7 @@ and executions whose results land in the dataset."""
 
 import pytest
 
-from conftest import URI, blobs, make_dataset, operator, plugin_module, snapshot
+from conftest import URI, blob_dataset_of, operator, plugin_module, snapshot
 
 METHOD_NAMES = ["kmeans", "minibatch_kmeans", "kmedoids", "birch", "agglomerative", "hdbscan"]
 
@@ -12,8 +12,7 @@ METHOD_NAMES = ["kmeans", "minibatch_kmeans", "kmedoids", "birch", "agglomerativ
 @pytest.fixture(scope="module")
 def points():
     """300 samples in three tight 8-D blobs (low-dimensional: not reduced)."""
-    X, y = blobs(300, 8, centers=3, seed=4, cluster_std=0.3)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(300, 8, centers=3, seed=4, cluster_std=0.3)
     yield dataset
     dataset.delete()
 

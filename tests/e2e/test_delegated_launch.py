@@ -11,7 +11,7 @@ import time
 import pytest
 from bson import ObjectId
 
-from conftest import blobs, make_dataset
+from conftest import blob_dataset_of
 
 from .conftest import ARTIFACTS, child_env
 
@@ -25,8 +25,7 @@ def launched(app):
     launcher; also runs one clustering immediately through the App."""
     from fiftyone.operators.delegated import DelegatedOperationService
 
-    X, y = blobs(6000, 32, centers=4, seed=5)
-    dataset = make_dataset(X, y)
+    dataset = blob_dataset_of(6000, 32, centers=4, seed=5)
     now = app.execute(dataset, "compute_clusters", dict(
         run_key="now", embeddings="embedding", method="kmeans", kmeans__n_clusters=4,
         reduce="none"))
