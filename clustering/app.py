@@ -1,20 +1,121 @@
-"""How the operators meet the App and Python: shared form pieces, and
-Python calls routed through FiftyOne's operator machinery."""
+"""How the operators meet the App and Python: the shells around the plain
+functions of ``api``, and shared form pieces.
 
-from . import runs
-from .params import mark_invalid
+``execute`` answers three callers: a delegated run (progress to the
+operation's status, errors fail the operation), the App executing now
+(a generator: live progress in the prompt, then the output, errors as a
+message without a traceback), and ``foo.execute_operator`` from Python
+(the plain result, errors raised). ``call`` is every operator's
+``__call__``: it runs the work in the caller's thread, so a script, a
+notebook and a test get the finished result and the plugin's own typed
+errors, or queues it through FiftyOne's operator machinery.
+"""
+
+import logging
+
+from . import internals, runs
+from .params import UserError, mark_invalid
+from .progress import Bar, Live, to_operation
+
+logger = logging.getLogger(__name__)
 
 
-def invoke(operator, sample_collection, params, delegate):
-    """Runs ``operator`` on a dataset or view as ``foo.execute_operator`` does
-    for any caller; returns its result (or the queued operation)."""
-    import fiftyone.operators as foo
+def execute(ctx, work, output=None, reload=True):
+    """Runs ``work(report)`` for ``ctx``'s caller. ``output(result)`` builds
+    the outputs Property the App shows; ``reload`` reloads the App's
+    dataset after a run that changed it."""
+    if ctx.delegated:
+        return work(to_operation(ctx))
+    if not internals.from_app(ctx):
+        return work(None)
+    return _live(ctx, work, output, reload)
 
-    result = foo.execute_operator(
-        operator.uri, dict(view=sample_collection.view()), params=params,
-        request_delegation=delegate,
-    )
-    return result.result
+
+def _live(ctx, work, output, reload):
+    for kind, value in Live(work):
+        if kind == "progress":
+            fraction, label = value
+            yield ctx.ops.set_progress(label=label, progress=fraction)
+        elif kind == "error":
+            message = _message(value)
+            yield ctx.ops.notify(message, variant="error")
+            yield ctx.ops.show_output(error_output(message).to_json(), {"error": message})
+        else:
+            if reload:
+                yield ctx.ops.reload_dataset()
+            if output is not None:
+                yield ctx.ops.show_output(output(value).to_json(), runs.plain(value))
+
+
+def _message(error):
+    """What the App shows for a failed run: the plugin's own message, or
+    the exception's type and text for anything unexpected (logged whole)."""
+    if isinstance(error, UserError):
+        return str(error)
+    logger.error("Cluster Lab operation failed", exc_info=error)
+    return f"{type(error).__name__}: {error}"
+
+
+def error_output(message):
+    """The App's output for a run that failed: the message, no traceback."""
+    import fiftyone.operators.types as types
+
+    outputs = types.Object()
+    outputs.view("error", types.Error(label="The operation did not run", description=message))
+    return types.Property(outputs, view=types.View(label="Not done"))
+
+
+def call(operator, collection, values, declared, work, check):
+    """An operator's ``__call__``: coerces ``delegate`` and ``progress``
+    through their declarations (``declared``), then runs ``work(report)``
+    now or, delegated, ``check(collection, values)`` and queues the run."""
+    execution = {p.name: p for p in declared}
+    delegate = execution["delegate"]
+    delegate = delegate.coerce(values.get("delegate", delegate.default))
+    progress = execution["progress"].coerce(values.pop("progress", None))
+    if progress is None:
+        import fiftyone as fo
+
+        progress = fo.config.show_progress_bars
+    if delegate:
+        check(collection, values)
+        return internals.queue_operation(operator.uri, collection, values)
+    return work(Bar() if progress else None)
+
+
+def check_unknown(name, values, known, hint=""):
+    """Raises TypeError, as Python does, for keyword arguments the operator
+    does not declare."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TypeError(f"{name}() got unknown parameter(s) {', '.join(unknown)}{hint}; "
+                        f"known: {', '.join(sorted(known))}.")
+
+
+def resolve_delegation(ctx, declared):
+    """The operator's forced delegation: the form's or the call's
+    ``delegate`` when given (coerced: "false" is False), else None, which
+    defers to FiftyOne (``request_delegation``, the App's choice)."""
+    if "delegate" not in ctx.params:
+        return None
+    try:
+        return declared.coerce(ctx.params.get("delegate"))
+    except UserError:
+        return None
+
+
+def add_execution(inputs, ctx, delegate):
+    """The form's Delegate checkbox where scheduling works; else a note on
+    how to enable it, and the run executes now."""
+    import fiftyone.operators.types as types
+
+    if internals.scheduling_enabled():
+        delegate.add_to_form(inputs, delegate.name)
+        return
+    inputs.view("scheduling", types.Notice(
+        label="Runs execute now, with progress shown here. To schedule them for "
+              "`fiftyone delegated launch` instead, start the App with "
+              "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true (see the plugin's README)."))
 
 
 def worth_counting(ctx):
@@ -28,30 +129,41 @@ def worth_counting(ctx):
     return bool(queueing) and not ctx.delegated
 
 
-def run_choice(inputs, ctx, name="run_key", label="Clustering run"):
-    """A dropdown of this plugin's clustering runs; other keys get a clear error."""
+def run_choice(inputs, ctx, param=runs.RUN_CHOICE, include_leftovers=False):
+    """A dropdown of this plugin's clustering runs; other keys get a clear
+    error. ``include_leftovers`` also offers the keys of runs deleted
+    outside the plugin whose fields remain."""
     import fiftyone.operators.types as types
 
     keys = runs.list_runs(ctx.dataset)
-    if not keys:
+    leftover = sorted(set(runs.leftovers(ctx.dataset).values()) - set(keys)) if (
+        include_leftovers) else []
+    if not keys and not leftover:
         inputs.view("no_runs", types.Warning(
             label="No clustering runs", description="Run compute_clusters first."))
     choices = types.Dropdown()
     for key in keys:
         choices.add_choice(key, label=key)
-    inputs.str(name, required=True, label=label, view=choices)
-    key = ctx.params.get(name)
-    if key and key not in keys:
+    for key in leftover:
+        choices.add_choice(key, label=f"{key} (deleted run: its fields remain)")
+    inputs.str(param.name, required=True, label=param.title, view=choices,
+               description=param.help)
+    key = ctx.params.get(param.name)
+    if key and key not in keys and key not in leftover:
         try:
-            runs.get(ctx.dataset, key)
-        except ValueError as e:
-            mark(inputs, name, str(e).replace("'run_key'", f"'{name}'"))
+            runs.get(ctx.dataset, key, param)
+        except UserError as e:
+            mark(inputs, param.name, str(e))
 
 
 def typed_errors(errors, params):
-    """``errors[key]`` only once the user has typed a value for ``key``: an
-    empty new form shows no errors under its fields."""
-    return lambda key: errors.get(key) if params.get(key) not in (None, "") else None
+    """The message of ``errors[key]`` only once the user has typed a value
+    for ``key``: an empty new form shows no errors under its fields."""
+    def shown(key):
+        if params.get(key) in (None, "") or key not in errors:
+            return None
+        return str(errors[key])
+    return shown
 
 
 def mark(inputs, key, error):
@@ -59,15 +171,16 @@ def mark(inputs, key, error):
     mark_invalid(inputs.get_property(key), error)
 
 
-def truth_fields(collection):
-    """Fields that can serve as ground truth: classifications and plain labels."""
-    import fiftyone as fo
+def add_param(inputs, param, error=None, choices=None, key=None, default=None):
+    """Adds a declared parameter to the form, with choices known only now
+    (fields of this dataset) or a default that depends on other inputs."""
+    from dataclasses import replace
 
-    names = []
-    for name, field in collection.get_field_schema().items():
-        if isinstance(field, (fo.StringField, fo.IntField, fo.BooleanField)) or (
-            isinstance(field, fo.EmbeddedDocumentField)
-            and issubclass(field.document_type, fo.Classification)
-        ):
-            names.append(name)
-    return sorted(n for n in names if n not in ("filepath", "id", "media_type"))
+    changes = {}
+    if choices is not None:
+        changes["choices"] = tuple(choices)
+    if default is not None:
+        changes["default"] = default
+    return (replace(param, **changes) if changes else param).add_to_form(
+        inputs, key or param.name, error=error)
+

@@ -4,63 +4,107 @@ Each sample goes to the nearest cluster centre in the run's input space
 (the normalised embeddings): exact for k-means on unreduced features, a
 close approximation otherwise. For runs with noise (HDBSCAN), a sample
 farther from its nearest centre than that cluster's recorded radius is noise.
+Assigned samples get a distance too when the run has a distance field: in
+the run's own space when the run did not reduce its features, otherwise
+just beyond the farthest clustered member (so they sort after the samples
+the run clustered, as less typical).
 """
 
 import datetime
 
 import numpy as np
 
-from . import runs, writeback
+from . import internals, runs, transactions
 from .embeddings import read_embeddings
 from .features import l2_normalize
-from .params import InputError
+from .params import InputError, Param
+from .progress import PROGRESS
+
+EXECUTION_PARAMS = (
+    Param("delegate", bool, False, "Queue the assignment for `fiftyone delegated launch`"),
+    PROGRESS,
+)
 
 
-def assign(collection, key):
+def assign(collection, key, operation=None):
     """Assigns the samples of ``collection`` that the run has not clustered."""
-    dataset = collection._root_dataset
-    run_info, results = runs.get(dataset, key)
-    config = run_info.config
-    todo = collection.exists(config.embeddings_field).exists(config.cluster_field, False)
-    if len(todo) == 0:
-        return dict(run_key=key, num_assigned=0, num_noise=0)
+    dataset = internals.root_dataset(collection)
+    with transactions.transaction(dataset, [key], "assignment", operation) as tx:
+        dataset.reload()
+        run_info, results = runs.get(dataset, key)
+        config = run_info.config
+        todo = collection.exists(config.embeddings_field).exists(config.cluster_field, False)
+        if len(todo) == 0:
+            return dict(run_key=key, num_assigned=0, num_noise=0, counts={})
+        emb = read_embeddings(todo, config.embeddings_field)
+        labels, distances = _nearest(emb, results, config, key)
+        return _commit(dataset, tx, key, config, results, emb.ids, labels, distances)
 
-    emb = read_embeddings(todo, config.embeddings_field)
+
+def _nearest(emb, results, config, key):
+    """Each vector's cluster id and its distance to that cluster's centre."""
     centres = np.array([c.get("input_centroid", c["centroid"]) for c in results.clusters],
                        dtype=np.float32)
     if emb.X.shape[1] != centres.shape[1]:
         raise InputError(
             f"Field '{config.embeddings_field}' of the new samples holds "
             f"{emb.X.shape[1]}-d vectors but run '{key}' clustered "
-            f"{centres.shape[1]}-d vectors; compute the same embeddings for them."
-        )
+            f"{centres.shape[1]}-d vectors; compute the same embeddings for them.")
     X = l2_normalize(emb.X) if config.prepare["normalize"] else emb.X
     dist = np.sqrt(np.maximum(
         (X ** 2).sum(1)[:, None] - 2 * X @ centres.T + (centres ** 2).sum(1)[None, :], 0))
     nearest = dist.argmin(axis=1)
+    own = dist[np.arange(len(X)), nearest]
     labels = nearest.astype(str)
     if results.noise is not None:
         radius = np.array([c["radius"] for c in results.clusters])
-        labels[dist[np.arange(len(X)), nearest] > radius[nearest]] = "-1"
+        labels[own > radius[nearest]] = "-1"
+    return labels, own
 
-    ids = np.array(emb.ids, dtype=object)
-    writeback.fill_fields(dataset, ids, {config.cluster_field: labels})
+
+def _distances(dataset, config, labels, own):
+    """Distances to record: comparable with the clustered samples' when the
+    run measured them in the same space, else past the farthest member."""
+    if config.prepare["reduce"] == "none":
+        return np.where(labels == "-1", np.nan, own).astype(np.float32)
+    farthest = dataset.bounds(config.distance_field)[1] or 0.0
+    return np.where(labels == "-1", np.nan, farthest + 1.0 + own).astype(np.float32)
+
+
+def _commit(dataset, tx, key, config, results, ids, labels, own):
     names = {c["id"]: c["name"] for c in results.clusters if c.get("name")}
     label_field = (getattr(config, "labels", None) or {}).get("label_field")
+    categories, codes = np.unique(labels, return_inverse=True)
+    tx.stage_ids("ids", ids)
+    tx.stage_array("codes", codes.astype(np.int32))
+    steps = [dict(op="write_field", field=config.cluster_field, kind="str", ids="ids",
+                  values="codes", categories=[str(c) for c in categories],
+                  replace=False, owner=key)]
+    if config.distance_field:
+        tx.stage_array("distances", _distances(dataset, config, labels, own))
+        steps.append(dict(op="write_field", field=config.distance_field, kind="float",
+                          ids="ids", values="distances", replace=False, owner=key))
     named = np.array([label in names for label in labels])
     if label_field and named.any():
-        writeback.fill_fields(dataset, ids[named], {
-            label_field: np.array([names[label] for label in labels[named]])})
+        tx.stage_ids("named_ids", [i for i, n in zip(ids, named) if n])
+        name_list = sorted(set(names.values()))
+        tx.stage_array("names", np.array([name_list.index(names[label])
+                                          for label in labels[named]], dtype=np.int32))
+        steps.append(dict(op="write_field", field=label_field, kind="str",
+                          ids="named_ids", values="names", categories=name_list,
+                          replace=False, owner=key))
 
-    counts = {c: int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
+    counts = {str(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
     entry = dict(
-        timestamp=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        timestamp=datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S UTC"),
         num_assigned=int(len(labels)), counts=counts,
         method="nearest centre" + (" within radius" if results.noise is not None else ""),
     )
     stored = runs.results_dict(results)
     stored["assignments"] = (stored.get("assignments") or []) + [entry]
-    runs.save_results(dataset, key, stored)
+    tx.stage_json("results", stored)
+    steps.append(dict(op="update_run", key=key, results="results"))
+    tx.commit(steps)
     return dict(run_key=key, num_assigned=entry["num_assigned"],
                 num_noise=counts.get("-1", 0), counts=counts)
-

@@ -3,7 +3,10 @@
 import numpy as np
 
 from . import runs
-from .params import InputError
+from .params import InputError, Param
+
+RUN_A = Param("run_a", str, None, "The first clustering run", label="First run")
+RUN_B = Param("run_b", str, None, "The second clustering run", label="Second run")
 
 
 def compare(dataset, key_a, key_b):
@@ -11,8 +14,8 @@ def compare(dataset, key_a, key_b):
     A maps to which of B (the B cluster holding most of it)."""
     from sklearn import metrics
 
-    field_a = runs.get(dataset, key_a)[0].config.cluster_field
-    field_b = runs.get(dataset, key_b)[0].config.cluster_field
+    field_a = runs.get(dataset, key_a, RUN_A)[0].config.cluster_field
+    field_b = runs.get(dataset, key_b, RUN_B)[0].config.cluster_field
     both = dataset.exists(field_a).exists(field_b)
     a, b = both.values([field_a, field_b])
     if not a:
@@ -31,11 +34,11 @@ def compare(dataset, key_a, key_b):
         size = int(table[i].sum())
         mapping.append(dict(
             cluster_a=str(clusters_a[i]), size_a=size, cluster_b=str(clusters_b[j]),
-            overlap=int(table[i, j]), share=round(table[i, j] / size, 4),
+            overlap=int(table[i, j]), share=round(float(table[i, j] / size), 4),
         ))
     return dict(
         run_a=key_a, run_b=key_b, num_samples=int(len(a)),
-        ari=float(metrics.adjusted_rand_score(a, b)),
-        nmi=float(metrics.normalized_mutual_info_score(a, b)),
+        ari=round(float(metrics.adjusted_rand_score(a, b)), 4),
+        nmi=round(float(metrics.normalized_mutual_info_score(a, b)), 4),
         mapping=mapping,
     )

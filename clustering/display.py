@@ -1,31 +1,38 @@
 """How clustering results are shown in the App: summaries, tables, plots."""
 
+_MARGIN = dict(l=70, r=70, t=30, b=60)
+
 
 def summary_markdown(summary):
     """A few lines on what a run found."""
     sizes = summary["sizes"]
-    shown = ", ".join(str(s) for s in sizes[:10]) + (" ..." if len(sizes) > 10 else "")
+    shown = ", ".join(f"{s:,}" for s in sizes[:10]) + (", ..." if len(sizes) > 10 else "")
+    params = summary.get("params") or {}
     lines = [
         f"**{summary['num_clusters']} clusters** in `{summary['cluster_field']}` "
         f"({summary['method']}), from {summary['num_samples']:,} samples.",
-        f"Sizes, largest first: {shown}.",
+        f"Sizes, largest first: {shown}",
     ]
+    if summary.get("k_chosen_automatically"):
+        lines.append(
+            f"k = {params.get('n_clusters')} was chosen automatically: the best "
+            f"silhouette over k = {params.get('k_min')}..{params.get('k_max')} "
+            "(see the plot).")
     if summary["noise"] or summary["method"] == "hdbscan":
         lines.append(
             f"Noise (`-1`): {summary['noise']:,} samples "
-            f"({summary['noise_fraction']:.1%})."
-        )
+            f"({summary['noise_fraction']:.1%}).")
     if summary["num_skipped"]:
         lines.append(
             f"Skipped {summary['num_skipped']:,} samples without an embedding; "
-            "they have no cluster value."
-        )
+            "they have no cluster value.")
     metrics = summary.get("metrics") or {}
     if metrics.get("silhouette") is not None:
         lines.append(f"Silhouette: {metrics['silhouette']:.3f}.")
     truth = metrics.get("ground_truth")
     if truth:
         lines.append(f"Against ground truth: ARI {truth['ari']:.3f}, NMI {truth['nmi']:.3f}.")
+    lines.extend(summary.get("notes") or [])
     return "\n\n".join(lines)
 
 
@@ -33,35 +40,117 @@ def add_sizes_plot(outputs, name, sizes):
     outputs.plot(
         name,
         label="Cluster sizes",
-        data=[dict(type="bar", x=[str(i) for i in range(len(sizes))], y=sizes)],
-        layout=dict(xaxis=dict(title=dict(text="cluster"), type="category"),
-                    yaxis=dict(title=dict(text="samples")), height=300),
+        data=[dict(type="bar", x=[str(i) for i in range(len(sizes))], y=sizes,
+                   name="samples")],
+        layout=dict(xaxis=dict(title=dict(text="cluster"), type="category", automargin=True),
+                    yaxis=dict(title=dict(text="samples"), automargin=True),
+                    margin=_MARGIN, height=320),
     )
 
 
-def add_sweep_plot(outputs, name, sweep):
-    """The automatic choice of k: silhouette and the elbow (inertia)."""
+def add_sweep_plot(outputs, name, sweep, chosen=None):
+    """The automatic choice of k: silhouette and the elbow (inertia), the
+    chosen k marked."""
     ks = [row["k"] for row in sweep]
-    data = [dict(type="scatter", mode="lines+markers", name="silhouette",
+    data = [dict(type="scatter", mode="lines+markers", name="silhouette (left)",
                  x=ks, y=[row["silhouette"] for row in sweep])]
     if any(row["inertia"] is not None for row in sweep):
-        data.append(dict(type="scatter", mode="lines+markers", name="inertia",
+        data.append(dict(type="scatter", mode="lines+markers", name="inertia (right)",
                          x=ks, y=[row["inertia"] for row in sweep], yaxis="y2"))
+    shapes, annotations = [], []
+    if chosen is not None:
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=chosen, x1=chosen,
+                           y0=0, y1=1, line=dict(dash="dash", width=2)))
+        annotations.append(dict(x=chosen, y=1, xref="x", yref="paper", yanchor="bottom",
+                                text=f"chosen k = {chosen}", showarrow=False))
     outputs.plot(
         name,
         label="Choice of the number of clusters",
         data=data,
-        layout=dict(xaxis=dict(title=dict(text="k")),
-                    yaxis=dict(title=dict(text="silhouette")),
-                    yaxis2=dict(title=dict(text="inertia"), overlaying="y", side="right"),
-                    height=300),
+        layout=dict(xaxis=dict(title=dict(text="k (number of clusters)"), automargin=True),
+                    yaxis=dict(title=dict(text="silhouette"), automargin=True),
+                    yaxis2=dict(title=dict(text="inertia"), overlaying="y", side="right",
+                                automargin=True),
+                    legend=dict(orientation="h", y=-0.25),
+                    shapes=shapes, annotations=annotations,
+                    margin=_MARGIN, height=360),
     )
 
 
-def add_clusters_table(outputs, name, columns):
+def add_clusters_table(outputs, name, columns, label="Clusters", row_action=None):
+    """A table of ``columns``; ``row_action`` (label, operator uri) adds a
+    button per row."""
     import fiftyone.operators.types as types
 
     table = types.TableView()
-    for key, label in columns:
-        table.add_column(key, label=label)
-    outputs.list(name, types.Object(), label="Clusters", view=table)
+    for key, title in columns:
+        table.add_column(key, label=title)
+    if row_action:
+        table.add_row_action(row_action[0].lower(), on_click=row_action[1],
+                             label=row_action[0])
+    outputs.list(name, types.Object(), label=label, view=table)
+
+
+def compute_output(result):
+    """What the App shows after compute_clusters."""
+    import fiftyone.operators.types as types
+
+    outputs = types.Object()
+    outputs.str("summary", label="Summary", view=types.MarkdownView())
+    if result.get("sizes"):
+        add_sizes_plot(outputs, "sizes_plot", result["sizes"])
+    if result.get("sweep"):
+        add_sweep_plot(outputs, "sweep_plot", result["sweep"],
+                       (result.get("params") or {}).get("n_clusters"))
+    return types.Property(outputs, view=types.View(label="Clusters computed"))
+
+
+def info_output(result, open_uri=None):
+    """What the App shows for get_clustering_run_info: the run's
+    facts, its clusters (each opened in the grid with one click when
+    ``open_uri`` is given), quality and timings."""
+    import fiftyone.operators.types as types
+
+    outputs = types.Object()
+    outputs.str("run_key", label="Run key")
+    outputs.str("timestamp", label="Created")
+    outputs.str("fiftyone_version", label="FiftyOne version")
+    outputs.str("plugin_version", label="Plugin version")
+    outputs.obj("config", label="Config", view=types.JSONView())
+    outputs.obj("metrics", label="Quality", view=types.JSONView())
+    if result.get("clusters"):
+        add_sizes_plot(outputs, "sizes_plot", [c["size"] for c in result["clusters"]])
+    if result.get("sweep"):
+        add_sweep_plot(outputs, "sweep_plot", result["sweep"],
+                       (result.get("config") or {}).get("params", {}).get("n_clusters"))
+    add_clusters_table(outputs, "clusters", [
+        ("id", "Cluster"), ("size", "Size"), ("name", "Name"),
+        ("description", "Description"),
+    ], row_action=("Open", open_uri) if open_uri else None)
+    add_clusters_table(outputs, "timings", [("stage", "Stage"), ("seconds", "Seconds")],
+                       label="Stage timings")
+    return types.Property(outputs, view=types.View(label="Clustering run"))
+
+
+def compare_output(result):
+    import fiftyone.operators.types as types
+
+    outputs = types.Object()
+    outputs.int("num_samples", label="Samples in both runs")
+    outputs.float("ari", label="Adjusted Rand index")
+    outputs.float("nmi", label="Normalized mutual information")
+    add_clusters_table(outputs, "mapping", [
+        ("cluster_a", "Cluster (first run)"), ("size_a", "Size"),
+        ("cluster_b", "Best match (second run)"), ("overlap", "Shared"),
+        ("share", "Share"),
+    ])
+    return types.Property(outputs, view=types.View(label="Comparison"))
+
+
+def assign_output(result):
+    import fiftyone.operators.types as types
+
+    outputs = types.Object()
+    outputs.int("num_assigned", label="Samples assigned")
+    outputs.int("num_noise", label="Of which noise (-1)")
+    return types.Property(outputs, view=types.View(label="Assigned"))

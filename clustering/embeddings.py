@@ -10,11 +10,12 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
-
 import zlib
 
-from .params import InputError
+import numpy as np
+
+from . import internals
+from .params import InputError, Param
 
 _BATCH = 2000
 
@@ -60,27 +61,34 @@ def _inside_list_or_label(collection, path):
     return False
 
 
-def check_field(collection, path):
-    """Raises InputError unless ``path`` is a vector field of ``collection``."""
+EMBEDDINGS = Param("embeddings", str, None, "The sample field holding the vectors to cluster",
+                   label="Embeddings field")
+
+
+def check_field(collection, path, param=EMBEDDINGS):
+    """Raises ParameterError unless ``path`` is a vector field of ``collection``."""
+    choices = ", ".join(vector_fields(collection)) or "none found"
     if not path:
-        raise InputError(
-            "Parameter 'embeddings' is required: name the sample field that "
-            "holds the embedding vectors."
-        )
-    if collection.get_field(path) is None:
-        raise InputError(
-            f"Field '{path}' given as 'embeddings' does not exist on dataset "
-            f"'{collection._dataset.name}'. Compute embeddings first (e.g. "
+        raise param.error("is required: name the sample field that holds the "
+                          "embedding vectors.")
+    if not isinstance(path, str) or collection.get_field(path) is None:
+        raise param.error(
+            f"names field {path!r}, which does not exist on dataset "
+            f"'{internals.root_dataset(collection).name}'. Compute embeddings first (e.g. "
             "dataset.compute_embeddings(model, embeddings_field=...)) or pick "
-            f"one of: {', '.join(vector_fields(collection)) or 'none found'}."
-        )
-    if path not in vector_fields(collection):
-        kind = type(collection.get_field(path)).__name__
-        raise InputError(
-            f"Field '{path}' given as 'embeddings' is a {kind}, not a vector "
-            "field. Choose a VectorField, ArrayField or list-of-floats field: "
-            f"{', '.join(vector_fields(collection)) or 'none found'}."
-        )
+            f"one of: {choices}.")
+    if path in vector_fields(collection):
+        return
+    if _inside_list_or_label(collection, path):
+        raise param.error(
+            f"names field '{path}', which holds vectors of labels (e.g. one per "
+            "detected object), not one vector per sample; compute_clusters "
+            "clusters samples, and clustering object patches is not supported "
+            f"yet. Choose a sample-level vector field: {choices}.")
+    kind = type(collection.get_field(path)).__name__
+    raise param.error(
+        f"names field '{path}', which is a {kind}, not a vector field. Choose a "
+        f"VectorField, ArrayField or list-of-floats field: {choices}.")
 
 
 def count_with_embeddings(collection, path):
@@ -107,48 +115,21 @@ def check_found(path, total, found):
 def read_embeddings(collection, path, progress=None):
     """Reads ``path`` for every sample of ``collection`` into float32.
 
-    Samples without a value are skipped and counted. Raises InputError for
-    an empty target, no vectors at all, vectors of different lengths and
-    non-finite values, naming the field and what to do.
+    The samples read are the run's snapshot: samples added while reading
+    are read too, samples deleted are not. Samples without a value are
+    skipped and counted. Raises InputError for an empty target, no vectors
+    at all, vectors of different lengths and non-finite values, naming the
+    field and what to do.
     """
-    import bson
-
     check_field(collection, path)
     total = collection.count()
     check_found(path, total, total)
-
-    db_path = collection._handle_db_field(path)
-    pipeline = collection._pipeline(
-        pipeline=[{"$project": {"_id": 1, db_path: 1}}]
-    )
-    cursor = collection._dataset._sample_collection.aggregate_raw_batches(
-        pipeline, batchSize=_BATCH, allowDiskUse=True
-    )
-
-    keys = db_path.split(".")
-    decode = _Decoder(path)
-    workers = os.cpu_count() or 2
-    ids, X, seen, pending = [], None, 0, deque()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for raw in _fetched_ahead(cursor):
-            docs = bson.decode_all(raw)
-            seen += len(docs)
-            values = [(doc["_id"], v) for doc in docs
-                      if (v := _walk(doc, keys)) is not None]
-            if values:
-                if X is None:
-                    X = np.empty((total, len(decode(*values[0][::-1]))), dtype=np.float32)
-                pending.append(pool.submit(decode.into, X, len(ids), values))
-                ids.extend(_id for _id, _ in values)
-            while len(pending) > 2 * workers:  # bounded: batches wait in RAM
-                pending.popleft().result()
-            if progress:
-                progress(seen / total)
-        for future in pending:
-            future.result()
-
-    check_found(path, total, len(ids))
-    X = X[: len(ids)]
+    raw = internals.raw_batches(collection, path, _BATCH)
+    if raw is None:
+        ids, X, seen = _read_public(collection, path)
+    else:
+        ids, X, seen = _read_raw(raw, path, total, progress)
+    check_found(path, max(total, seen), len(ids))
     finite = np.isfinite(X).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -157,7 +138,61 @@ def read_embeddings(collection, path, progress=None):
             f"sample(s), e.g. {ids[bad[0]]}. Recompute those embeddings or "
             "exclude those samples from the view."
         )
-    return Embeddings(ids=ids, X=X, num_skipped=total - len(ids))
+    return Embeddings(ids=ids, X=X, num_skipped=seen - len(ids))
+
+
+def _read_raw(raw, path, total, progress):
+    """Decodes raw BSON batches into one preallocated matrix, in threads."""
+    import bson
+
+    db_path, cursor = raw
+    keys = db_path.split(".")
+    decode = _Decoder(path)
+    workers = os.cpu_count() or 2
+    ids, X, seen, pending = [], None, 0, deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for batch in _fetched_ahead(cursor):
+            docs = bson.decode_all(batch)
+            seen += len(docs)
+            values = [(doc["_id"], v) for doc in docs
+                      if (v := _walk(doc, keys)) is not None]
+            if values:
+                if X is None:
+                    X = np.empty((total, len(decode(*values[0][::-1]))), dtype=np.float32)
+                if len(ids) + len(values) > len(X):  # samples added while reading
+                    while pending:
+                        pending.popleft().result()
+                    X = _grown(X, len(ids), len(ids) + len(values))
+                pending.append(pool.submit(decode.into, X, len(ids), values))
+                ids.extend(_id for _id, _ in values)
+            while len(pending) > 2 * workers:  # bounded: batches wait in RAM
+                pending.popleft().result()
+            if progress:
+                progress(min(1.0, seen / total))
+        for future in pending:
+            future.result()
+    if X is None:
+        return ids, np.empty((0, 0), dtype=np.float32), seen
+    return ids, X[: len(ids)], seen
+
+
+def _grown(X, used, needed):
+    bigger = np.empty((max(needed, len(X) + len(X) // 4), X.shape[1]), dtype=X.dtype)
+    bigger[:used] = X[:used]
+    return bigger
+
+
+def _read_public(collection, path):
+    """The same read through ``values()`` (one aggregation, so the ids and
+    vectors are one snapshot); slower, used where internals are missing."""
+    all_ids, stored = collection.values(["_id", path])
+    decode = _Decoder(path)
+    pairs = [(i, v) for i, v in zip(all_ids, stored) if v is not None]
+    if not pairs:
+        return [], np.empty((0, 0), dtype=np.float32), len(all_ids)
+    X = np.empty((len(pairs), len(decode(pairs[0][1], pairs[0][0]))), dtype=np.float32)
+    decode.into(X, 0, pairs)
+    return [i for i, _ in pairs], X, len(all_ids)
 
 
 def _fetched_ahead(cursor, depth=4):
@@ -247,6 +282,8 @@ class _Decoder:
                 self.header = self._parse_header(raw, sample_id)
             prefix, dtype = self.header
             return np.frombuffer(raw, dtype=dtype, offset=len(prefix))
+        if isinstance(value, np.ndarray) and value.ndim == 1:
+            return value
         if isinstance(value, list):
             try:
                 return np.asarray(value, dtype=np.float32)

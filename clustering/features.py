@@ -31,6 +31,9 @@ LOW_DIM = 10
 UMAP_SETTINGS = dict(n_neighbors=50, min_dist=0.0, metric="euclidean",
                      set_op_mix_ratio=0.0)
 PRE_PCA = 50
+# Below this many samples UMAP is not used by default: its neighbour graph
+# needs more points than the 50 neighbours it looks at to mean anything.
+UMAP_MIN_SAMPLES = 100
 # Up to this size UMAP gets exact neighbours from a brute-force search (6 s
 # at 50k x 50-d) instead of pynndescent, whose approximate search must be
 # compiled anew in every process (~12 s: its functions take the distance
@@ -49,29 +52,36 @@ PREPARE_PARAMS = (
 
 
 def resolve(settings, method, n_samples, dim):
-    """Turns ``auto`` choices into the concrete preparation for this data."""
+    """Turns ``auto`` choices into the concrete preparation for this data.
+
+    Components are bounded by the samples (PCA and UMAP need fewer
+    components than samples), and UMAP is left out below
+    UMAP_MIN_SAMPLES, where a neighbour graph says little.
+    """
     normalize = settings["normalize"]
     if normalize is None:
         normalize = dim > 3
     reduce = settings["reduce"]
     if reduce == "auto":
         wants_umap = method.noise or n_samples <= UMAP_AUTO_MAX_SAMPLES
-        reduce = "umap" if dim > LOW_DIM and wants_umap else "none"
+        reduce = "umap" if (dim > LOW_DIM and wants_umap
+                            and n_samples >= UMAP_MIN_SAMPLES) else "none"
     n_components = settings["n_components"]
     if reduce == "none":
         n_components = None
     elif n_components is None:
         n_components = 10 if reduce == "umap" else 50
     if reduce != "none":
-        n_components = min(n_components, dim, n_samples - 1)
+        n_components = max(1, min(n_components, dim, n_samples - 2))
         if reduce == "umap" and n_components >= dim:
             reduce, n_components = "none", None
     effective = dict(normalize=bool(normalize), reduce=reduce,
                      n_components=n_components)
     if reduce == "umap":
+        pca_first = min(PRE_PCA, n_samples - 1)
         effective["umap"] = dict(
             UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], n_samples - 1),
-            pca_first=PRE_PCA if dim > PRE_PCA and n_components < PRE_PCA else None)
+            pca_first=pca_first if dim > pca_first > n_components else None)
     return effective
 
 

@@ -48,43 +48,55 @@ class Method:
     def key(self, param_name):
         return f"{self.name}__{param_name}"
 
-    def check(self, params, n_samples):
-        """Cross-parameter and data-size checks, as ParameterErrors."""
+    def check_params(self, params):
+        """Rules between parameters, as ``{key: ParameterError}``."""
         errors = {}
+        if self.needs_k and params["n_clusters"] is None and params["k_min"] > params["k_max"]:
+            errors[self.key("k_min")] = self.param("k_min").error(
+                f"({params['k_min']}) must not exceed "
+                f"'{self.param('k_max').title}' ({self.key('k_max')}, {params['k_max']}).",
+                self.key("k_min"))
+        for name, message in (self.rules(params) if self.rules else {}).items():
+            errors[self.key(name)] = self.param(name).error(message, self.key(name))
+        return errors
+
+    def check(self, params, n_samples):
+        """Limits that depend on how many samples have a vector."""
+        errors = self.check_params(params)
         k = params.get("n_clusters")
         if k is not None and k > n_samples:
-            errors[self.key("n_clusters")] = str(ParameterError(
-                self.key("n_clusters"),
+            errors[self.key("n_clusters")] = self.param("n_clusters").error(
                 f"is {k} but only {n_samples} samples have embeddings; "
                 f"choose at most {n_samples} or leave it empty to choose "
-                "automatically.",
-            ))
-        if k is None and self.needs_k and params["k_min"] > params["k_max"]:
-            errors[self.key("k_min")] = str(ParameterError(
-                self.key("k_min"),
-                f"({params['k_min']}) must not exceed "
-                f"{self.key('k_max')} ({params['k_max']}).",
-            ))
+                "automatically.", self.key("n_clusters"))
+        for name in ("min_samples", "min_cluster_size"):
+            value = params.get(name)
+            if value is not None and value > n_samples:
+                errors[self.key(name)] = self.param(name).error(
+                    f"is {value} but only {n_samples} samples have embeddings; "
+                    f"choose at most {n_samples} or leave it empty.", self.key(name))
         if self.max_samples and n_samples > self.max_samples:
-            errors["method"] = (
-                f"Method '{self.name}' needs memory quadratic in the number of "
+            errors["method"] = ParameterError(
+                "method",
+                f"'{self.name}' needs memory quadratic in the number of "
                 f"samples and supports at most {self.max_samples:,}; this "
                 f"target has {n_samples:,}. Use 'kmeans', 'minibatch_kmeans' "
-                "or 'hdbscan', or cluster a smaller view."
-            )
-        for name, message in (self.rules(params) if self.rules else {}).items():
-            errors[self.key(name)] = str(ParameterError(self.key(name), message))
+                "or 'hdbscan', or cluster a smaller view.", label="Method")
         return errors
+
+    def param(self, name):
+        return next(p for p in self.params if p.name == name)
 
 
 def _k_params(default_k_max=20):
     return (
-        Param("n_clusters", int, None, "Number of clusters", low=2,
-              empty="automatic choice by silhouette over k_min..k_max"),
+        Param("n_clusters", int, None, "Number of clusters", low=2, high=MAX_CLUSTERS,
+              empty="automatic choice by silhouette over k_min..k_max",
+              label="N clusters"),
         Param("k_min", int, 2, "Smallest k tried when n_clusters is empty",
-              low=2, label="Min k (auto)"),
+              low=2, high=MAX_SWEEP_K, label="Min k (auto)"),
         Param("k_max", int, default_k_max,
-              "Largest k tried when n_clusters is empty", low=2,
+              "Largest k tried when n_clusters is empty", low=2, high=MAX_SWEEP_K,
               label="Max k (auto)"),
     )
 
@@ -132,10 +144,16 @@ def _sklearn(name):
     return fit
 
 
+def default_min_cluster_size(n_samples):
+    """2.5% of the samples within [15, 50], at most a fifth of them (so 10
+    samples can form clusters), never below 2."""
+    return max(2, min(int(np.clip(round(0.025 * n_samples), 15, 50)), n_samples // 5))
+
+
 def _fit_hdbscan(X, p, random_state):
     import hdbscan
 
-    min_cluster_size = p["min_cluster_size"] or int(np.clip(round(0.025 * len(X)), 15, 50))
+    min_cluster_size = p["min_cluster_size"] or default_min_cluster_size(len(X))
     model = hdbscan.HDBSCAN(
         min_cluster_size=min_cluster_size, min_samples=p["min_samples"],
         max_cluster_size=p["max_cluster_size"] or 0,
@@ -158,10 +176,16 @@ def _fit_kmedoids(X, p, random_state):
     return Fit(labels, medoids=medoids, inertia=inertia)
 
 
+# Bounds on what multiplies work: each is far beyond useful values, and
+# keeps a typo from running for hours.
+MAX_CLUSTERS = 10_000
+MAX_SWEEP_K = 100
+MAX_ITER = 10_000
+
 _INIT = Param("init", str, "k-means++", "Initialisation of the centres",
               choices=("k-means++", "random"))
 _N_INIT = Param("n_init", int, None, "Number of initialisations; the best is kept",
-                low=1, empty="'auto' (scikit-learn: 1 for k-means++, 10 for random)")
+                low=1, high=100, empty="'auto' (scikit-learn: 1 for k-means++, 10 for random)")
 
 METHODS = {m.name: m for m in (
     Method(
@@ -169,7 +193,8 @@ METHODS = {m.name: m for m in (
         "Spherical clusters of similar size; fast; needs the number of clusters.",
         _k_params() + (
             _INIT, _N_INIT,
-            Param("max_iter", int, 300, "Maximum iterations per run", low=1),
+            Param("max_iter", int, 300, "Maximum iterations per run", low=1,
+                  high=MAX_ITER),
             Param("tol", float, 1e-4, "Convergence tolerance", low=0),
             Param("algorithm", str, "lloyd", "K-means algorithm",
                   choices=("lloyd", "elkan")),
@@ -181,10 +206,13 @@ METHODS = {m.name: m for m in (
         "K-means on mini-batches: the choice for hundreds of thousands of samples.",
         _k_params() + (
             _INIT, _N_INIT,
-            Param("batch_size", int, 1024, "Samples per mini-batch", low=1),
-            Param("max_iter", int, 100, "Maximum passes over the data", low=1),
+            Param("batch_size", int, 1024, "Samples per mini-batch", low=1,
+                  high=1_000_000),
+            Param("max_iter", int, 100, "Maximum passes over the data", low=1,
+                  high=MAX_ITER),
             Param("max_no_improvement", int, 10,
-                  "Stop after this many mini-batches without improvement", low=1),
+                  "Stop after this many mini-batches without improvement", low=1,
+                  high=MAX_ITER),
             Param("reassignment_ratio", float, 0.01,
                   "Share of small clusters reassigned each step", low=0, high=1),
         ),
@@ -197,7 +225,7 @@ METHODS = {m.name: m for m in (
         _k_params() + (
             Param("metric", str, "cosine", "Distance between embeddings",
                   choices=("cosine", "euclidean")),
-            Param("max_iter", int, 300, "Maximum iterations", low=1),
+            Param("max_iter", int, 300, "Maximum iterations", low=1, high=MAX_ITER),
         ),
         _fit_kmedoids,
     ),
@@ -208,7 +236,7 @@ METHODS = {m.name: m for m in (
             Param("threshold", float, 0.5,
                   "Radius below which a sample joins a subcluster", low=1e-9),
             Param("branching_factor", int, 50,
-                  "Maximum subclusters per tree node", low=2),
+                  "Maximum subclusters per tree node", low=2, high=1000),
         ),
         _sklearn("Birch"),
     ),
@@ -231,10 +259,11 @@ METHODS = {m.name: m for m in (
         "outliers as noise (-1).",
         (
             Param("min_cluster_size", int, None, "Smallest group counted as a cluster",
-                  low=2, empty="2.5% of the samples, at least 15 and at most 50"),
+                  low=2, empty="2.5% of the samples, at least 15 and at most 50, "
+                  "and at most a fifth of the samples"),
             Param("min_samples", int, None,
                   "Neighbours that make a point a core point; higher is more "
-                  "conservative", low=1, empty="min_cluster_size"),
+                  "conservative", low=1, high=1000, empty="min_cluster_size"),
             Param("max_cluster_size", int, None, "Largest cluster allowed",
                   low=2, empty="no limit"),
             Param("cluster_selection_epsilon", float, 0.0,
@@ -257,6 +286,5 @@ def get_method(name):
     """The declared method ``name``, or a ParameterError listing the choices."""
     if name not in METHODS:
         raise ParameterError(
-            "method", f"must be one of {', '.join(METHODS)}; got {name!r}."
-        )
+            "method", f"must be one of {', '.join(METHODS)}; got {name!r}.", label="Method")
     return METHODS[name]

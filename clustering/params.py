@@ -8,16 +8,25 @@ and the value recorded in the run config.
 import math
 from dataclasses import dataclass
 
+import numpy as np
 
-class ParameterError(ValueError):
-    """A parameter has a bad value; the message names it and says what to do."""
 
-    def __init__(self, key, message):
+class UserError(ValueError):
+    """What the user gave cannot be used; the message says which and what to do."""
+
+
+class ParameterError(UserError):
+    """A parameter has a bad value; the message names it as the form shows it
+    (its label) and by its key, and says what to do."""
+
+    def __init__(self, key, message, label=None):
         self.key = key
-        super().__init__(f"Parameter '{key}' {message}")
+        self.label = label
+        named = f"'{label}' ({key})" if label else f"Parameter '{key}'"
+        super().__init__(f"{named} {message}")
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """The data to cluster is unusable; the message names the field and the fix."""
 
 
@@ -30,6 +39,8 @@ class Param:
 
     ``empty`` documents what leaving the parameter empty (``None``) means; a
     parameter without it is required. ``"auto"`` is accepted as empty.
+    ``form=False`` keeps a Python-only parameter (a progress bar) out of the
+    App's form.
     """
 
     name: str
@@ -41,10 +52,16 @@ class Param:
     choices: tuple = ()
     empty: str = None
     label: str = None
+    form: bool = True
+    choice_labels: tuple = ()
 
     @property
     def title(self):
         return self.label or self.name.replace("_", " ").capitalize()
+
+    def error(self, message, key=None):
+        """A ParameterError about this parameter, named as the form shows it."""
+        return ParameterError(key or self.name, message, label=self.title)
 
     def describe(self):
         """The type and range as one phrase, for messages and help text."""
@@ -67,21 +84,26 @@ class Param:
         return phrase
 
     def coerce(self, value, key=None):
-        """Returns ``value`` as this parameter's type, or raises ParameterError."""
-        key = key or self.name
+        """Returns ``value`` as this parameter's type, or raises ParameterError.
+
+        Booleans accept True/False, 0/1 and the strings "true"/"false" (any
+        case), as the App and query strings send them; nothing else.
+        """
         if value is None or (
             isinstance(value, str) and value.strip().lower() in _AUTO_WORDS
             and not (self.kind is str and value in self.choices)
         ):
             if self.empty:
                 return None
-            raise ParameterError(key, f"is required: give {self.describe()}.")
+            raise self.error(f"is required: give {self.describe()}.", key)
 
-        bad = ParameterError(key, f"must be {self.describe()}; got {value!r}.")
+        bad = self.error(f"must be {self.describe()}; got {value!r}.", key)
         if self.kind is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if not isinstance(value, (bool, int)) or value not in (0, 1):
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower() == "true"
+            if isinstance(value, str) or not isinstance(value, (bool, int, np.bool_)):
+                raise bad
+            if value not in (0, 1):
                 raise bad
             return bool(value)
 
@@ -92,7 +114,8 @@ class Param:
                 raise bad
             return value
 
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
             raise bad
         if not math.isfinite(value):
             raise bad
@@ -121,8 +144,9 @@ class Param:
         )
         if self.choices:
             choices = types.Dropdown()
-            for choice in self.choices:
-                choices.add_choice(choice, label=str(choice))
+            labels = self.choice_labels or [str(c) for c in self.choices]
+            for choice, label in zip(self.choices, labels):
+                choices.add_choice(choice, label=label)
             prop = inputs.enum(key, list(self.choices), view=choices, **common)
         elif self.kind is bool and self.empty:
             choices = types.RadioGroup()
@@ -158,7 +182,8 @@ def coerce_all(params, values, prefix=""):
     """Validates ``values`` (keyed ``prefix + name``) against ``params``.
 
     Returns ``(effective, errors)``: every parameter's value with defaults
-    filled in, keyed by its bare name, and ``{key: message}`` for bad ones.
+    filled in, keyed by its bare name, and ``{key: ParameterError}`` for bad
+    ones.
     """
     effective, errors = {}, {}
     for param in params:
@@ -166,8 +191,19 @@ def coerce_all(params, values, prefix=""):
         try:
             effective[param.name] = param.coerce(values.get(key, param.default), key)
         except ParameterError as e:
-            errors[key] = str(e)
+            errors[key] = e
     return effective, errors
+
+
+def raise_errors(errors):
+    """Raises the first of ``errors`` (``{key: ParameterError or
+    InputError}``), its message followed by the others' so none is hidden."""
+    if not errors:
+        return
+    first = next(iter(errors.values()))
+    if len(errors) > 1:
+        first.args = (" ".join(str(e) for e in errors.values()),)
+    raise first
 
 
 def markdown_rows(params, prefix=""):

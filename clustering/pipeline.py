@@ -1,8 +1,11 @@
 """A clustering run, stage by stage: read embeddings, prepare features, fit
 the method, measure, write labels, record the run.
 
-Nothing is written before the fit succeeded; the fields and the run are
-written last and rolled back together on failure.
+The run holds its key's lease from start to end, so no other process writes
+that key meanwhile. Labels and the run record are written as one
+transaction (see ``transactions``): staged, committed, applied. Nothing the
+user had changes before the commit; a crash after it is completed by the
+next call.
 """
 
 import time
@@ -10,12 +13,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import autok, features, quality, runs, writeback
+from . import autok, features, internals, quality, runs, transactions
 from .embeddings import read_embeddings
-from .params import InputError
+from .methods import Fit
+from .params import ParameterError, raise_errors
+from .request import RUN_KEY, check_enough, declared
 
 # Share of the overall progress bar each stage takes.
-_STAGES = dict(read=0.15, prepare=0.25, fit=0.35, measure=0.05, write=0.15, record=0.05)
+_STAGES = dict(read=0.15, prepare=0.25, fit=0.35, measure=0.05, write=0.2)
+# Vectors whose spread is below this share of their magnitude are identical.
+_IDENTICAL = 1e-6
 
 
 class _Progress:
@@ -41,30 +48,68 @@ class _Progress:
             self.report(min(1.0, self.done + _STAGES[self.current] * fraction), label)
 
 
-def run(collection, request, report=None):
-    """Runs the clustering ``request`` on ``collection``; returns a summary."""
-    dataset = collection._root_dataset
+def run(collection, request, report=None, operation=None):
+    """Runs the clustering ``request`` on ``collection``; returns a summary.
+    ``operation`` is the delegated operation executing it, if any."""
+    dataset = internals.root_dataset(collection)
+    with transactions.transaction(dataset, [request.run_key], "clustering run",
+                                  operation) as tx:
+        _check_still_valid(dataset, request)
+        return _run(collection, dataset, request, tx, report)
+
+
+def _check_still_valid(dataset, request):
+    """The key and fields checked when the request was validated, checked
+    again under the lease: another process may have used them since."""
+    dataset.reload()
+    errors = {}
+    try:
+        runs.check_new_key(dataset, request.run_key, request.overwrite, RUN_KEY)
+    except ParameterError as e:
+        errors["run_key"] = e
+    for key in ("cluster_field", "distance_field"):
+        name = getattr(request, key)
+        if name and not errors:
+            try:
+                runs.check_output_field(dataset, declared(key), name, request.run_key,
+                                        request.overwrite)
+            except ParameterError as e:
+                errors[key] = e
+    raise_errors(errors)
+
+
+def _run(collection, dataset, request, tx, report):
     progress = _Progress(report)
     seed = request.random_state
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
+    notes = []
 
     with progress.stage("read") as update:
         emb = read_embeddings(collection, request.embeddings, progress=update)
         truth = _read_truth(collection, request.ground_truth, emb.ids)
 
     method = request.method
-    check = method.check(request.params, len(emb.ids))
-    if check:
-        raise InputError(" ".join(check.values()))
+    check_enough(request.embeddings, len(emb.ids))
+    raise_errors(method.check(request.params, len(emb.ids)))
+    identical = _identical(emb.X)
 
     with progress.stage("prepare"):
         prepare = features.resolve(request.prepare, method, *emb.X.shape)
+        if identical:
+            prepare = dict(prepare, reduce="none", n_components=None)
+            prepare.pop("umap", None)
         Z = features.prepare(emb.X, prepare, random_state=seed)
 
     with progress.stage("fit") as update:
         sweep = None
-        if method.needs_k and request.params["n_clusters"] is None:
+        if identical:
+            fit = Fit(np.zeros(len(Z), dtype=int), centers=Z[:1].copy(),
+                      params=dict(request.params))
+            notes.append(
+                f"All {len(Z):,} vectors are identical (or nearly): they form one "
+                "cluster, as there is nothing to separate.")
+        elif method.needs_k and request.params["n_clusters"] is None:
             fit, sweep = autok.sweep(method, Z, request.params, seed, rng, update)
         else:
             fit = method.fit(Z, request.params, seed)
@@ -74,66 +119,107 @@ def run(collection, request, report=None):
     with progress.stage("measure"):
         reduced = prepare["reduce"] != "none"
         measured = quality.measure(Z, emb.X, fit, reduced, truth, rng)
-        labels = measured.labels
-
-    old_fields = _fields_to_replace(dataset, request)
-    with progress.stage("write") as update:
-        fields = {request.cluster_field: labels.astype(str)}
-        if request.distance_field:
-            fields[request.distance_field] = measured.distances
-        writeback.write_fields(dataset, emb.ids, fields, progress=update)
+        asked = fit.params.get("n_clusters")
+        if asked and not identical and measured.num_clusters < asked:
+            notes.append(
+                f"{method.label} found {measured.num_clusters} clusters where "
+                f"{asked} were asked: the data holds too few distinct vectors.")
 
     k, noise = measured.num_clusters, measured.noise
     config = dict(
         method=method.name,
-        params=_jsonable(fit.params),
+        params=runs.plain(fit.params),
         prepare=prepare,
         random_state=seed,
         embeddings_field=request.embeddings,
         cluster_field=request.cluster_field,
         distance_field=request.distance_field,
         ground_truth_field=request.ground_truth,
-        view=_describe_view(collection),
+        view=internals.describe_view(collection),
         num_samples=len(emb.ids),
         num_skipped=emb.num_skipped,
         num_clusters=k,
+        k_chosen_automatically=sweep is not None,
     )
-    try:
-        with progress.stage("record"):
-            runs.register(collection, request.run_key, config)
-            writeback.delete_fields(dataset, old_fields)
-        progress.timings["total"] = round(time.perf_counter() - start, 3)
-        runs.save_results(dataset, request.run_key, dict(
-            clusters=measured.clusters(emb.ids, reduced),
-            noise=dict(size=noise) if method.noise else None,
-            metrics=measured.metrics,
-            sweep=sweep,
-            timings=progress.timings,
-        ))
-        if report:
-            report(1.0, "done")
-    except BaseException:
-        if request.run_key in dataset.list_runs():
-            dataset.delete_run(request.run_key)
-        writeback.delete_fields(dataset, list(fields))
-        raise
+    results = dict(
+        clusters=measured.clusters(emb.ids, reduced),
+        noise=dict(size=noise) if method.noise else None,
+        metrics=measured.metrics,
+        sweep=sweep,
+        notes=notes,
+    )
+    with progress.stage("write") as update:
+        written = _commit(dataset, collection, request, tx, emb.ids, measured, config,
+                          results, progress, start, update)
 
+    sizes, noise = [int(s) for s in measured.sizes], noise
+    num_lost = len(emb.ids) - written
+    if num_lost:
+        stored = dataset.load_run_results(request.run_key, cache=False)
+        sizes = [c["size"] for c in stored.clusters]
+        noise = (stored.noise or {}).get("size", 0)
+        notes.append(f"{num_lost:,} samples were deleted while the run computed; "
+                     "the recorded sizes count only the samples that remain.")
+    if report:
+        report(1.0, "done")
     return dict(
         run_key=request.run_key,
         method=method.name,
         cluster_field=request.cluster_field,
         num_clusters=k,
-        sizes=[int(s) for s in measured.sizes],
-        noise=noise,
-        noise_fraction=round(noise / len(labels), 4),
-        num_samples=len(emb.ids),
+        sizes=sizes,
+        noise=int(noise),
+        noise_fraction=round(noise / max(written, 1), 4),
+        num_samples=written,
         num_skipped=emb.num_skipped,
+        num_lost=num_lost,
+        k_chosen_automatically=sweep is not None,
         params=config["params"],
         prepare=prepare,
-        metrics=measured.metrics,
-        sweep=sweep,
-        timings=progress.timings,
+        metrics=runs.rounded(measured.metrics),
+        sweep=runs.rounded(sweep),
+        notes=notes,
+        timings=_timings(progress, start),
     )
+
+
+def _commit(dataset, collection, request, tx, ids, measured, config, results, progress,
+            start, update):
+    """Stages the labels, distances and run record, commits them and applies
+    them; returns how many samples were written."""
+    categories, codes = np.unique(measured.labels, return_inverse=True)
+    tx.stage_ids("ids", ids)
+    tx.stage_array("codes", codes.astype(np.int32))
+    steps = [dict(op="write_field", field=request.cluster_field, kind="str", ids="ids",
+                  values="codes", categories=[str(c) for c in categories],
+                  replace=True, owner=request.run_key)]
+    if request.distance_field:
+        tx.stage_array("distances", measured.distances)
+        steps.append(dict(op="write_field", field=request.distance_field, kind="float",
+                          ids="ids", values="distances", replace=True,
+                          owner=request.run_key))
+    steps.append(dict(op="delete_fields", fields=_fields_to_replace(dataset, request)))
+    update(0.2, "staged")
+    tx.stage_json("results", dict(results, timings=_timings(progress, start)))
+    steps.append(dict(op="save_run", key=request.run_key, config=config,
+                      results="results", stages=internals.view_stages(collection),
+                      cluster_field=request.cluster_field, num_staged=len(ids),
+                      written_by=0))
+    return tx.commit(steps)[len(steps) - 1]
+
+
+def _timings(progress, start):
+    """The stage timings so far and the total, in pipeline order."""
+    return dict(progress.timings, total=round(time.perf_counter() - start, 3))
+
+
+def _identical(X):
+    """Whether every vector is the same (within float noise)."""
+    head = X[: min(len(X), 10_000)]
+    scale = max(float(np.abs(head).max()), 1e-12)
+    if float(np.ptp(head, axis=0).max()) > _IDENTICAL * scale:
+        return False
+    return float(np.ptp(X, axis=0).max()) <= _IDENTICAL * scale
 
 
 def _fields_to_replace(dataset, request):
@@ -147,22 +233,5 @@ def _fields_to_replace(dataset, request):
 def _read_truth(collection, field, ids):
     if not field:
         return None
-    values = dict(zip(collection.values("_id"), collection.values(field)))
+    values = dict(zip(*collection.values(["_id", field])))
     return [getattr(values.get(i), "label", values.get(i)) for i in ids]
-
-
-def _describe_view(collection):
-    """The target as readable stages (each cut short: selections can be long)."""
-    stages = getattr(collection, "_stages", [])
-    if not stages:
-        return "dataset"
-    text = []
-    for stage in stages:
-        s = repr(stage)
-        text.append(s if len(s) <= 200 else s[:197] + "...")
-    return text
-
-
-def _jsonable(params):
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
-

@@ -1,21 +1,48 @@
-"""What the user asked for, validated before anything is touched.
+"""What the user asked compute_clusters for, validated before anything is
+touched.
 
-The same validation serves the App form (messages shown inline as the user
-types), the Python call and execution; every message names the parameter.
+Every input is a declared parameter; the same validation serves the App
+form (messages shown inline as the user types), the Python call and
+execution, and every message names the parameter as the form shows it.
 """
 
 from dataclasses import dataclass
 
-from . import runs
-from .embeddings import check_field, check_found, count_with_embeddings
+from . import internals, runs
+from .embeddings import EMBEDDINGS, check_field, check_found, count_with_embeddings
 from .features import PREPARE_PARAMS
 from .methods import METHODS, get_method
 from .params import InputError, Param, ParameterError, coerce_all
+from .progress import PROGRESS
 
+MIN_SAMPLES = 3
+
+RUN_KEY = Param("run_key", str, None, "A name for this run (a Python identifier)",
+                label="Run key")
+METHOD = Param("method", str, "kmeans", "The clustering method", label="Method",
+               choices=tuple(METHODS), choice_labels=tuple(m.label for m in METHODS.values()))
 RUN_PARAMS = (
     Param("random_state", int, None, "Seed that makes the run reproducible",
-          low=0, empty="a different random run each time"),
+          low=0, high=2**32 - 1, empty="a different random run each time"),
 )
+OUTPUT_PARAMS = (
+    Param("cluster_field", str, None, "Sample field that receives the cluster ids",
+          empty="<run_key>_cluster"),
+    Param("distance_field", str, None,
+          "Sample field that receives each sample's distance to its cluster "
+          "centre (sort by it: typical first)", empty="none"),
+    Param("ground_truth", str, None,
+          "Field with true classes (a classification, string or integer "
+          "field): the run then records ARI, NMI, homogeneity and completeness",
+          empty="none", label="Ground truth field"),
+    Param("overwrite", bool, False, "Replace an existing run with this key"),
+)
+EXECUTION_PARAMS = (
+    Param("delegate", bool, False, "Queue the run for `fiftyone delegated launch`"),
+    PROGRESS,
+)
+PARAMS = (RUN_KEY, EMBEDDINGS, METHOD) + PREPARE_PARAMS + RUN_PARAMS + OUTPUT_PARAMS \
+    + EXECUTION_PARAMS
 
 
 @dataclass
@@ -32,14 +59,57 @@ class ClusteringRequest:
     random_state: int
 
 
+def declared(name):
+    """The declared parameter ``name`` (not a method's)."""
+    return next(p for p in PARAMS if p.name == name)
+
+
 def known_keys():
     """Every parameter name compute_clusters accepts."""
-    keys = {"run_key", "embeddings", "method", "cluster_field", "distance_field",
-            "ground_truth", "overwrite", "delegate", "progress"}
-    keys.update(p.name for p in PREPARE_PARAMS + RUN_PARAMS)
+    keys = {p.name for p in PARAMS}
     for method in METHODS.values():
         keys.update(method.key(p.name) for p in method.params)
     return keys
+
+
+def check_target(collection):
+    """Raises InputError for a target whose rows are not samples."""
+    kind = internals.view_kind(collection)
+    if kind:
+        raise InputError(
+            f"The target is a {kind} view: its rows are {kind}, not samples, and "
+            "compute_clusters clusters samples (clustering object patches, "
+            "frames or clips is not supported yet). Run it on the dataset or on "
+            "a view of its samples.")
+
+
+def truth_fields(collection):
+    """Fields that can serve as ground truth: classifications and plain
+    string, integer or boolean labels."""
+    import fiftyone as fo
+
+    names = []
+    for name, field in collection.get_field_schema().items():
+        if isinstance(field, (fo.StringField, fo.IntField, fo.BooleanField)) or (
+            isinstance(field, fo.EmbeddedDocumentField)
+            and issubclass(field.document_type, fo.Classification)
+        ):
+            names.append(name)
+    return sorted(n for n in names if n not in ("filepath", "id", "media_type"))
+
+
+def check_ground_truth(collection, name):
+    """Raises ParameterError unless ``name`` is a field of true classes."""
+    param = declared("ground_truth")
+    if collection.get_field(name) is None:
+        raise param.error(
+            f"names field '{name}', which does not exist; give the field holding "
+            "the true classes or leave it empty.")
+    if name not in truth_fields(collection):
+        kind = type(collection.get_field(name)).__name__
+        raise param.error(
+            f"names field '{name}', which is a {kind}; give a classification, "
+            f"string or integer field: {', '.join(truth_fields(collection)) or 'none found'}.")
 
 
 def validate(collection, values, count_samples=True):
@@ -50,60 +120,67 @@ def validate(collection, values, count_samples=True):
     need not, as it checks the same limits once it has read the vectors.
     """
     errors = {}
-    dataset = collection._root_dataset
-    overwrite = bool(values.get("overwrite", False))
+    dataset = internals.root_dataset(collection)
+    try:
+        check_target(collection)
+    except InputError as e:
+        errors["view_target"] = e
+
+    basics, bad = coerce_all((METHOD,) + OUTPUT_PARAMS + EXECUTION_PARAMS, values)
+    errors.update(bad)
+    overwrite = bool(basics.get("overwrite"))
 
     run_key = values.get("run_key")
     try:
-        runs.check_new_key(dataset, run_key, overwrite)
+        runs.check_new_key(dataset, run_key, overwrite, RUN_KEY)
     except ParameterError as e:
-        errors["run_key"] = str(e)
+        errors["run_key"] = e
 
     embeddings = values.get("embeddings")
     try:
         check_field(collection, embeddings)
-    except InputError as e:
-        errors["embeddings"] = str(e)
-
-    try:
-        method = get_method(values.get("method", "kmeans"))
     except ParameterError as e:
-        errors["method"] = str(e)
-        return None, errors
+        errors["embeddings"] = e
 
+    if "method" in errors:
+        return None, errors
+    method = get_method(basics["method"])
     params, bad = coerce_all(method.params, values, prefix=method.name + "__")
     errors.update(bad)
+    if not bad:
+        errors.update(method.check_params(params))
     prepare, bad = coerce_all(PREPARE_PARAMS, values)
     errors.update(bad)
     extra, bad = coerce_all(RUN_PARAMS, values)
     errors.update(bad)
 
-    cluster_field = values.get("cluster_field") or f"{run_key}_cluster"
-    distance_field = values.get("distance_field") or None
+    cluster_field = basics.get("cluster_field") or f"{run_key}_cluster"
+    distance_field = basics.get("distance_field")
     for key, name in (("cluster_field", cluster_field), ("distance_field", distance_field)):
-        if name and "run_key" not in errors:
+        if name and "run_key" not in errors and key not in errors:
             try:
-                runs.check_output_field(dataset, key, name, run_key, overwrite)
+                runs.check_output_field(dataset, declared(key), name, run_key, overwrite)
             except ParameterError as e:
-                errors[key] = str(e)
+                errors[key] = e
     if distance_field and distance_field == cluster_field:
-        errors["distance_field"] = str(ParameterError(
-            "distance_field", "must differ from cluster_field."))
+        errors["distance_field"] = declared("distance_field").error(
+            "must differ from the cluster field.")
 
-    ground_truth = values.get("ground_truth") or None
-    if ground_truth and collection.get_field(ground_truth) is None:
-        errors["ground_truth"] = str(ParameterError(
-            "ground_truth",
-            f"names field '{ground_truth}', which does not exist; give the "
-            "field holding the true classes or leave it empty."))
+    ground_truth = basics.get("ground_truth")
+    if ground_truth and "ground_truth" not in errors:
+        try:
+            check_ground_truth(collection, ground_truth)
+        except ParameterError as e:
+            errors["ground_truth"] = e
 
-    if count_samples and "embeddings" not in errors:
+    if count_samples and "embeddings" not in errors and "view_target" not in errors:
         total = len(collection)
         n = count_with_embeddings(collection, embeddings) if total else 0
         try:
             check_found(embeddings, total, n)
+            check_enough(embeddings, n)
         except InputError as e:
-            errors["view_target" if total == 0 else "embeddings"] = str(e)
+            errors["view_target" if total == 0 else "embeddings"] = e
         else:
             if not any(k.startswith(method.name + "__") for k in errors):
                 errors.update(method.check(params, n))
@@ -118,7 +195,10 @@ def validate(collection, values, count_samples=True):
     ), {}
 
 
-def raise_errors(errors):
-    """Raises one InputError carrying every message."""
-    if errors:
-        raise InputError(" ".join(errors.values()))
+def check_enough(path, n):
+    """Raises InputError when too few samples have a vector to cluster."""
+    if n < MIN_SAMPLES:
+        raise InputError(
+            f"Only {n} sample{'s' * (n != 1)} of the target {'has' if n == 1 else 'have'} "
+            f"a vector in field '{path}'; clustering needs at least {MIN_SAMPLES}. "
+            "Run it on a larger view or compute embeddings for more samples.")

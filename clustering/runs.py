@@ -4,13 +4,23 @@ A run is a custom run: FiftyOne's own ``RunConfig`` and ``RunResults``
 classes holding plain JSON, so any Python process reads it with
 ``dataset.get_run_info(key)`` and ``dataset.load_run_results(key)`` without
 this plugin installed. ``plugin`` and ``kind`` in the config mark our runs.
-Nothing stored grows with the number of samples: labels live in fields.
+Nothing stored grows with the number of samples: labels live in fields, and
+each field the plugin writes names its run in its ``info``, so fields that a
+run deleted with FiftyOne's own tools left behind are still found.
 """
 
 import fiftyone.constants as foc
 
-from . import PLUGIN, RUN_KIND, VERSION
-from .params import InputError, ParameterError
+from . import PLUGIN, RUN_KIND, VERSION, transactions
+from .params import Param
+from .writeback import OWNER_INFO
+
+RUN_CHOICE = Param("run_key", str, None, "A clustering run of this dataset",
+                   label="Clustering run")
+NEW_RUN_KEY = Param("new_run_key", str, None,
+                    "The run's new key; fields named after the run "
+                    "(<key>_cluster, ...) are renamed with it", label="New run key")
+STAGE_ORDER = ("read", "prepare", "fit", "measure", "write", "total")
 
 
 def list_runs(dataset):
@@ -22,29 +32,23 @@ def is_clustering_run(dataset, key):
     return key in list_runs(dataset)
 
 
-def check_new_key(dataset, key, overwrite, param="run_key"):
+def check_new_key(dataset, key, overwrite, param):
     """Raises ParameterError unless ``key`` can name a new run."""
     if not key:
-        raise ParameterError(param, "is required: name this run, e.g. 'clip_kmeans'.")
+        raise param.error("is required: name this run, e.g. 'clip_kmeans'.")
     if not isinstance(key, str) or not key.isidentifier():
-        raise ParameterError(
-            param,
+        raise param.error(
             f"must be a valid Python identifier (letters, digits, '_', not "
-            f"starting with a digit); got {key!r}. Try {_suggest(key)!r}.",
-        )
+            f"starting with a digit); got {key!r}. Try {_suggest(key)!r}.")
     if key in dataset.list_runs() + dataset.list_brain_runs() + dataset.list_evaluations():
         if not is_clustering_run(dataset, key):
-            raise ParameterError(
-                param,
+            raise param.error(
                 f"'{key}' is already used by another run that is not a "
-                "clustering run; choose another key.",
-            )
+                "clustering run; choose another key.")
         if not overwrite:
-            raise ParameterError(
-                param,
-                f"'{key}' already exists; choose a new key or set overwrite "
-                "to replace that run.",
-            )
+            hint = ("set 'Overwrite' (overwrite) to replace that run"
+                    if param.name == "run_key" else "delete that run first")
+            raise param.error(f"'{key}' already exists; choose a new key or {hint}.")
 
 
 def _suggest(key):
@@ -57,30 +61,36 @@ def _suggest(key):
 def check_output_field(dataset, param, name, run_key, overwrite):
     """Raises ParameterError unless the run may write field ``name``.
 
-    A field may be written if it does not exist yet, or if it belongs to the
-    run being overwritten; never over user data such as ``ground_truth``.
+    A field may be written if it does not exist yet, if it belongs to the
+    run being overwritten, or if it was left behind by this key's run after
+    that run was deleted outside the plugin (with overwrite); never over
+    user data such as ``ground_truth``.
     """
-    if not name.isidentifier():
-        raise ParameterError(
-            param, f"must be a plain field name (letters, digits, '_'); got {name!r}.")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise param.error(f"must be a plain field name (letters, digits, '_'); got {name!r}.")
     if name.startswith("_"):
-        raise ParameterError(param, f"must not start with '_'; got {name!r}.")
+        raise param.error(f"must not start with '_'; got {name!r}.")
     if not dataset.has_sample_field(name):
         return
     owner = field_owner(dataset, name)
     if owner == run_key and overwrite:
         return
     if owner is not None:
-        raise ParameterError(
-            param,
+        raise param.error(
             f"'{name}' holds the results of clustering run '{owner}'; choose "
-            "another field name or delete that run first.",
-        )
-    raise ParameterError(
-        param,
+            "another field name or delete that run first.")
+    left_by = leftovers(dataset).get(name)
+    if left_by is not None:
+        if left_by == run_key and overwrite:
+            return
+        raise param.error(
+            f"'{name}' was left behind by clustering run '{left_by}', which was "
+            "deleted outside the plugin; set 'Overwrite' (overwrite) to replace "
+            f"it with run '{left_by}', or remove it with delete_clustering_run "
+            f"(run '{left_by}').")
+    raise param.error(
         f"'{name}' is an existing field of the dataset that this run does "
-        "not own; choose a new field name so existing data is not overwritten.",
-    )
+        "not own; choose a new field name so existing data is not overwritten.")
 
 
 def field_owner(dataset, name):
@@ -91,6 +101,19 @@ def field_owner(dataset, name):
     return None
 
 
+def leftovers(dataset):
+    """``{field: run key}`` of fields the plugin wrote whose run no longer
+    exists (deleted with ``dataset.delete_run`` or the App's runs list)."""
+    owned = {f for key in list_runs(dataset)
+             for f in run_fields(dataset.get_run_info(key).config)}
+    found = {}
+    for name, field in dataset.get_field_schema().items():
+        key = (getattr(field, "info", None) or {}).get(OWNER_INFO)
+        if key and name not in owned:
+            found[name] = key
+    return found
+
+
 def run_fields(config):
     """Every sample field a run wrote."""
     fields = [config.cluster_field, getattr(config, "distance_field", None)]
@@ -99,27 +122,30 @@ def run_fields(config):
     return [f for f in fields if f]
 
 
-def get(dataset, key):
-    """``(info, results)`` of clustering run ``key`` or an InputError."""
+def get(dataset, key, param=RUN_CHOICE):
+    """``(info, results)`` of clustering run ``key``, or a ParameterError."""
     if not key:
-        raise InputError("Parameter 'run_key' is required: choose a clustering run.")
+        raise param.error("is required: choose a clustering run.")
+    runs = ", ".join(list_runs(dataset)) or "none yet"
     if key not in dataset.list_runs():
-        raise InputError(
-            f"Parameter 'run_key': dataset '{dataset.name}' has no run '{key}'. "
-            f"Clustering runs: {', '.join(list_runs(dataset)) or 'none yet'}."
-        )
+        raise param.error(f"dataset '{dataset.name}' has no run '{key}'. "
+                          f"Clustering runs: {runs}.")
     if not is_clustering_run(dataset, key):
-        raise InputError(
-            f"Parameter 'run_key': run '{key}' is not a clustering run of this "
-            f"plugin. Clustering runs: {', '.join(list_runs(dataset)) or 'none yet'}."
-        )
-    return dataset.get_run_info(key), dataset.load_run_results(key, cache=False)
+        raise param.error(f"run '{key}' is not a clustering run of this plugin. "
+                          f"Clustering runs: {runs}.")
+    results = dataset.load_run_results(key, cache=False)
+    if results is None:
+        raise param.error(
+            f"run '{key}' has no results: an older version of the plugin was "
+            "interrupted while recording it. Delete it with delete_clustering_run "
+            "and compute it again.")
+    return dataset.get_run_info(key), results
 
 
 def register(collection, key, config):
     """Registers run ``key`` on ``collection`` with ``config`` (a plain dict)."""
     config = collection.init_run(
-        plugin=PLUGIN, kind=RUN_KIND, plugin_version=VERSION, **config
+        plugin=PLUGIN, kind=RUN_KIND, plugin_version=VERSION, **plain(config)
     )
     collection.register_run(key, config, overwrite=True)
 
@@ -127,7 +153,7 @@ def register(collection, key, config):
 def save_results(dataset, key, results):
     """Stores ``results`` (a plain dict) as the results of run ``key``."""
     dataset.save_run_results(
-        key, dataset.init_run_results(key, **results), overwrite=True, cache=False
+        key, dataset.init_run_results(key, **plain(results)), overwrite=True, cache=False
     )
 
 
@@ -138,21 +164,37 @@ def results_dict(results):
     return stored
 
 
+def config_dict(config):
+    """A run's config as a plain dict, without FiftyOne's class markers."""
+    stored = config.serialize()
+    stored.pop("cls", None)
+    stored.pop("type", None)
+    return stored
+
+
 def update_config(dataset, key, **changes):
     """Updates entries of run ``key``'s config."""
     config = dataset.get_run_info(key).config
-    for name, value in changes.items():
+    for name, value in plain(changes).items():
         setattr(config, name, value)
     dataset.update_run_config(key, config)
 
 
-def delete(dataset, key):
-    """Deletes run ``key`` and every field it wrote; returns those fields."""
-    run_info, _ = get(dataset, key)
-    fields = [f for f in run_fields(run_info.config) if dataset.has_sample_field(f)]
-    if fields:
-        dataset.delete_sample_fields(fields)
-    dataset.delete_run(key)
+def delete(dataset, key, operation=None):
+    """Deletes run ``key`` and every field it wrote; returns those fields.
+    A key that is no run but left fields behind (its run was deleted outside
+    the plugin) has those fields deleted."""
+    with transactions.transaction(dataset, [key], "deletion", operation) as tx:
+        dataset.reload()
+        left = [f for f, owner in leftovers(dataset).items() if owner == key]
+        if left and key not in dataset.list_runs():
+            fields, steps = left, []
+        else:
+            run_info, _ = get(dataset, key)
+            fields = [f for f in run_fields(run_info.config)
+                      if dataset.has_sample_field(f)] + left
+            steps = [dict(op="delete_run", key=key)]
+        tx.commit([dict(op="delete_fields", fields=fields)] + steps)
     return fields
 
 
@@ -164,60 +206,87 @@ def renamed_fields(config, key, new_key):
 
 
 def check_rename(dataset, key, new_key):
-    """Raises ParameterError/InputError unless ``key`` can become ``new_key``."""
+    """Raises ParameterError unless ``key`` can become ``new_key``."""
     run_info, _ = get(dataset, key)
-    check_new_key(dataset, new_key, overwrite=False, param="new_run_key")
+    check_new_key(dataset, new_key, overwrite=False, param=NEW_RUN_KEY)
     for old, new in renamed_fields(run_info.config, key, new_key).items():
         if dataset.has_sample_field(new):
-            raise ParameterError(
-                "new_run_key",
+            raise NEW_RUN_KEY.error(
                 f"would rename field '{old}' to '{new}', which already exists; "
-                "choose another key.",
-            )
+                "choose another key.")
 
 
-def rename(dataset, key, new_key):
+def rename(dataset, key, new_key, operation=None):
     """Renames run ``key`` and the fields named after it; returns ``{old: new}``."""
-    check_rename(dataset, key, new_key)
-    config = dataset.get_run_info(key).config
-    fields = renamed_fields(config, key, new_key)
-    for old, new in fields.items():
-        if dataset.has_sample_field(old):
-            dataset.rename_sample_field(old, new)
-    dataset.rename_run(key, new_key)
-    config.cluster_field = fields.get(config.cluster_field, config.cluster_field)
-    if config.distance_field:
-        config.distance_field = fields.get(config.distance_field, config.distance_field)
-    labels = getattr(config, "labels", None)
-    if labels and labels.get("label_field"):
-        labels["label_field"] = fields.get(labels["label_field"], labels["label_field"])
-    dataset.update_run_config(new_key, config)
+    with transactions.transaction(dataset, [key, new_key], "rename", operation) as tx:
+        dataset.reload()
+        check_rename(dataset, key, new_key)
+        config = dataset.get_run_info(key).config
+        fields = renamed_fields(config, key, new_key)
+        changes = dict(cluster_field=fields.get(config.cluster_field, config.cluster_field))
+        if config.distance_field:
+            changes["distance_field"] = fields.get(config.distance_field,
+                                                   config.distance_field)
+        labels = dict(getattr(config, "labels", None) or {})
+        if labels.get("label_field"):
+            labels["label_field"] = fields.get(labels["label_field"], labels["label_field"])
+            changes["labels"] = labels
+        tx.commit([dict(op="rename_field", old=old, new=new, owner=new_key)
+                   for old, new in fields.items()]
+                  + [dict(op="rename_run", old=key, new=new_key, config=changes)])
     return fields
 
 
 def info(dataset, key):
-    """Everything about run ``key`` as a JSON-ready dict."""
+    """Everything about run ``key`` as a JSON-ready dict, numbers rounded
+    for reading; ``dataset.get_run_info`` has them unrounded."""
     run_info, results = get(dataset, key)
-    config = run_info.config.serialize()
-    config.pop("cls", None)
-    config.pop("type", None)
+    config = config_dict(run_info.config)
+    timings = results.timings or {}
+    clusters = [
+        dict(id=c["id"], size=c["size"], name=c.get("name"),
+             description=c.get("description"), naming=c.get("naming"),
+             representatives=c.get("representatives", [])[:5])
+        for c in results.clusters
+    ]
     return dict(
         run_key=key,
         timestamp=run_info.timestamp.strftime("%Y-%m-%d %H:%M:%S UTC"),
         fiftyone_version=run_info.version,
         plugin_version=config.get("plugin_version"),
         current_fiftyone_version=foc.VERSION,
-        config=config,
-        clusters=[
-            dict(id=c["id"], size=c["size"], name=c.get("name"),
-                 description=c.get("description"),
-                 representatives=c.get("representatives", [])[:5],
-                 typical=", ".join(c.get("representatives", [])[:3]))
-            for c in results.clusters
-        ],
+        config=rounded(config),
+        clusters=clusters,
         noise=results.noise,
-        metrics=results.metrics,
-        sweep=results.sweep,
-        timings=results.timings,
+        metrics=rounded(results.metrics),
+        sweep=rounded(results.sweep),
+        timings=[dict(stage=s, seconds=round(timings[s], 2))
+                 for s in STAGE_ORDER if s in timings],
         failed=[c["id"] for c in results.clusters if c.get("error")],
+        leftovers=leftovers(dataset),
     )
+
+
+def plain(value, digits=None):
+    """``value`` with numpy scalars and arrays made plain Python (what
+    FiftyOne stores in run configs and results on every version) and, with
+    ``digits``, floats rounded for reading."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: plain(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, digits) for v in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist(), digits)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if digits is not None and isinstance(value, float):
+        return float(f"{value:.{digits}g}") if abs(value) >= 1 else round(value, digits)
+    return value
+
+
+def rounded(value, digits=4):
+    """``value`` made plain, its floats rounded to ``digits`` decimals (or
+    significant digits above 1), for display."""
+    return plain(value, digits)

@@ -1,99 +1,134 @@
-"""Labels out: bulk writes of a run's per-sample fields, all or nothing.
+"""Labels out: a run's per-sample fields written to the dataset.
 
-Cluster ids are written with one ``update_many`` per cluster (k writes, not
-N). A field that already exists (the run being overwritten) is written under
-a temporary name and swapped in only once every write succeeded, so a
-failure leaves the old values intact and no new field behind.
+These are the field steps a committed transaction applies (see
+``transactions``); each is idempotent, so a crash in the middle is finished
+by running it again. Strings are written with one ``update_many`` per
+distinct value (k writes, not N), floats per sample, as a few concurrent
+bulk writes; where FiftyOne's internals are unavailable, the same values go
+through ``set_values()``. Written samples get ``last_modified_at`` as
+FiftyOne's own writes stamp them. Each field the plugin creates is marked
+in its ``info`` with the run that owns it, so fields left behind by runs
+deleted outside the plugin can be found again.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import numpy as np
 
+from . import internals
+
 _IDS_PER_UPDATE = 50_000
 _OPS_PER_BULK = 5_000
 _WRITERS = 4  # as fast as 2 on a 2-core machine, faster where the database has more
-_TMP_PREFIX = "clusterlab_tmp_"
+OWNER_INFO = "clusterlab_run"
 
 
-def write_fields(dataset, ids, fields, progress=None):
-    """Writes ``fields`` (``{name: numpy array of str or float}``) on ``ids``,
-    replacing any previous content of those fields, and stamps the samples'
-    ``last_modified_at`` as FiftyOne's own writes do.
-
-    Strings are grouped and written per distinct value; floats per sample,
-    skipping NaN. Returns the names written.
-    """
-    coll = dataset._sample_collection
-    staged = {}
-    try:
-        for i, (name, values) in enumerate(fields.items()):
-            target = _TMP_PREFIX + name if dataset.has_sample_field(name) else name
-            staged[name] = target
-            dataset.add_sample_field(target, _field_type(values))
-            _write(coll, target, ids, values)
-            if progress:
-                progress((i + 1) / len(fields))
-        for name, target in staged.items():
-            if target != name:
-                dataset.delete_sample_field(name)
-                dataset.rename_sample_field(target, name)
-    except BaseException:
-        delete_fields(dataset, [t for t in staged.values()])
-        raise
-    dataset._reload_docs()
-    return list(staged)
-
-
-def fill_fields(dataset, ids, fields):
-    """Writes ``fields`` on ``ids`` only, keeping every other sample's values;
-    on failure the values written are removed again."""
-    coll = dataset._sample_collection
-    try:
-        for name, values in fields.items():
-            if not dataset.has_sample_field(name):
-                dataset.add_sample_field(name, _field_type(values))
-            _write(coll, name, ids, values)
-    except BaseException:
-        for start in range(0, len(ids), _IDS_PER_UPDATE):
-            coll.update_many({"_id": {"$in": list(ids[start:start + _IDS_PER_UPDATE])}},
-                             {"$unset": {name: "" for name in fields}})
-        raise
-    dataset._reload_docs()
-
-
-def _field_type(values):
+def ensure_field(dataset, field, kind, owner):
+    """Adds string or float field ``field`` (``kind`` "str" or "float")
+    marked as owned by run ``owner``; an existing field is marked anew."""
     import fiftyone as fo
 
-    return fo.StringField if values.dtype.kind in "US" else fo.FloatField
+    ftype = fo.StringField if kind == "str" else fo.FloatField
+    existing = dataset.get_field(field)
+    if existing is not None and not isinstance(existing, ftype):
+        dataset.delete_sample_field(field)
+        existing = None
+    if existing is None:
+        dataset.add_sample_field(field, ftype, info={OWNER_INFO: owner})
+    elif (existing.info or {}).get(OWNER_INFO) != owner:
+        existing.info = dict(existing.info or {}, **{OWNER_INFO: owner})
+        existing.save()
 
 
-def _write(coll, field, ids, values):
-    from pymongo import UpdateMany, UpdateOne
+def owner_of(dataset, field):
+    """The run key recorded in ``field``'s info, or None."""
+    found = dataset.get_field(field)
+    return ((found.info or {}) if found is not None else {}).get(OWNER_INFO)
+
+
+def write_field(dataset, field, kind, ids, values, replace, owner):
+    """Sets ``field`` to ``values`` on the samples ``ids``; with
+    ``replace``, every other sample's value of it is removed first. Returns
+    how many samples were written (fewer than ``ids`` when some were
+    deleted meanwhile)."""
+    ensure_field(dataset, field, kind, owner)
+    coll = internals.samples_of(dataset)
+    if coll is None:
+        return _write_public(dataset, field, ids, values, replace)
+    now = datetime.now(timezone.utc)
+    stamp = {"last_modified_at": now} if dataset.has_sample_field("last_modified_at") else {}
+    if replace:
+        coll.update_many({field: {"$exists": True}},
+                         {"$unset": {field: ""}, **({"$set": stamp} if stamp else {})})
+    if kind == "str":
+        ops = _grouped_updates(ids, values, field, stamp)
+    else:
+        from pymongo import UpdateOne
+
+        ops = [UpdateOne({"_id": _id}, {"$set": {field: float(v), **stamp}})
+               for _id, v in zip(ids, values) if not np.isnan(v)]
+    written = _bulk_write(coll, ops)
+    internals.refresh_samples(dataset)
+    return written
+
+
+def write_per_cluster(dataset, field, cluster_field, values, owner):
+    """Sets string ``field`` to ``values[cluster id]`` on each cluster's
+    samples (matched on ``cluster_field``, which is only read), removing it
+    from every other sample. Returns how many samples were written."""
+    ensure_field(dataset, field, "str", owner)
+    coll = internals.samples_of(dataset)
+    if coll is None:
+        from fiftyone import ViewField as F
+
+        dataset.clear_sample_field(field)
+        for cid, value in values.items():
+            view = dataset.match(F(cluster_field) == cid)
+            view.set_values(field, [value] * len(view))
+        return sum(dataset.count_values(field).get(v, 0) for v in set(values.values()))
+    from pymongo import UpdateMany
 
     now = datetime.now(timezone.utc)
-    if values.dtype.kind in "US":
-        ops = _grouped_updates(ids, values, field, now, UpdateMany)
-    else:
-        ops = [
-            UpdateOne({"_id": _id}, {"$set": {field: float(v), "last_modified_at": now}})
-            for _id, v in zip(ids, values) if not np.isnan(v)
-        ]
-    _bulk_write(coll, ops)
+    stamp = {"last_modified_at": now} if dataset.has_sample_field("last_modified_at") else {}
+    coll.update_many({field: {"$exists": True}},
+                     {"$unset": {field: ""}, **({"$set": stamp} if stamp else {})})
+    written = _bulk_write(coll, [
+        UpdateMany({cluster_field: cid}, {"$set": {field: value, **stamp}})
+        for cid, value in values.items()])
+    internals.refresh_samples(dataset)
+    return written
+
+
+def _write_public(dataset, field, ids, values, replace):
+    """``write_field`` through FiftyOne's public API."""
+    if replace:
+        dataset.clear_sample_field(field)
+    by_id = {str(i): v for i, v in zip(ids, values)}
+    view = dataset.select(list(by_id))
+    present = view.values("id")
+    new = [by_id[i] if isinstance(by_id[i], str) else
+           (None if np.isnan(by_id[i]) else float(by_id[i])) for i in present]
+    view.set_values(field, new)
+    return len(present)
 
 
 def _bulk_write(coll, ops):
-    """Sends ``ops`` as a few concurrent bulk writes: the database applies
-    each one on a single core, and rewriting documents is what costs."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Sends ``ops`` as a few concurrent bulk writes (the database applies
+    each one on a single core, and rewriting documents is what costs);
+    returns the number of documents matched."""
+    if not ops:
+        return 0
     size = min(_OPS_PER_BULK, max(1, -(-len(ops) // _WRITERS)))
     batches = [ops[i:i + size] for i in range(0, len(ops), size)]
     with ThreadPoolExecutor(_WRITERS) as pool:
-        list(pool.map(lambda batch: coll.bulk_write(batch, ordered=False), batches))
+        results = pool.map(lambda batch: coll.bulk_write(batch, ordered=False), batches)
+        return sum(r.matched_count for r in results)
 
 
-def _grouped_updates(ids, values, field, now, UpdateMany):
+def _grouped_updates(ids, values, field, stamp):
+    from pymongo import UpdateMany
+
     ids = np.asarray(ids, dtype=object)
     distinct, codes = np.unique(values, return_inverse=True)
     order = np.argsort(codes, kind="stable")
@@ -103,7 +138,7 @@ def _grouped_updates(ids, values, field, now, UpdateMany):
         for start in range(lo, hi, _IDS_PER_UPDATE):
             chunk = list(ids[order[start:min(hi, start + _IDS_PER_UPDATE)]])
             ops.append(UpdateMany({"_id": {"$in": chunk}},
-                                  {"$set": {field: str(value), "last_modified_at": now}}))
+                                  {"$set": {field: str(value), **stamp}}))
     return ops
 
 
@@ -114,18 +149,14 @@ def delete_fields(dataset, names):
         dataset.delete_sample_fields(existing)
 
 
-def write_per_cluster(dataset, cluster_field, field, values):
-    """Sets string ``field`` to ``values[cluster id]`` on each cluster's
-    samples: one ``update_many`` per cluster, matched on ``cluster_field``,
-    which is only read."""
-    import fiftyone as fo
-    from pymongo import UpdateMany
-
-    if not dataset.has_sample_field(field):
-        dataset.add_sample_field(field, fo.StringField)
-    now = datetime.now(timezone.utc)
-    ops = [UpdateMany({cluster_field: cid}, {"$set": {field: value, "last_modified_at": now}})
-           for cid, value in values.items()]
-    if ops:
-        dataset._sample_collection.bulk_write(ops, ordered=False)
-    dataset._reload_docs()
+def rename_field(dataset, old, new, owner):
+    """Renames field ``old`` to ``new`` (done already if only ``new``
+    exists; never over an existing ``new``) and marks it as owned by run
+    ``owner``."""
+    if dataset.has_sample_field(old) and not dataset.has_sample_field(new):
+        dataset.rename_sample_field(old, new)
+        dataset.reload()
+    field = dataset.get_field(new)
+    if field is not None and (field.info or {}).get(OWNER_INFO) != owner:
+        field.info = dict(field.info or {}, **{OWNER_INFO: owner})
+        field.save()

@@ -18,3 +18,18 @@ def summary_markdown(summary):
             f"**{len(summary['failed'])} cluster(s) failed**; run again to retry "
             f"only those:\n\n{failed}")
     return "\n\n".join(lines)
+
+
+def labeling_output(result):
+    """What the App shows after label_clusters_with_llm."""
+    import fiftyone.operators.types as types
+
+    from ..clustering.display import add_clusters_table
+
+    outputs = types.Object()
+    outputs.str("summary", label="Summary", view=types.MarkdownView())
+    add_clusters_table(outputs, "clusters", [
+        ("id", "Cluster"), ("size", "Size"), ("name", "Name"),
+        ("description", "Description"), ("error", "Error"),
+    ])
+    return types.Property(outputs, view=types.View(label="Clusters named"))

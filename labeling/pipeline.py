@@ -1,11 +1,13 @@
 """Naming a clustering run's clusters, end to end.
 
 Clusters are named in a pool of ``concurrency`` threads (the work is file
-reads and HTTP). The calling thread gathers the outcomes as they come,
-reports progress per cluster and does every database write. Whatever
-happens, the names obtained so far are saved before the run ends: per
-cluster in the run results, and in ``label_field`` for each cluster's
-samples. The cluster-id field is only read.
+reads and HTTP). The calling thread gathers the outcomes as they come and
+reports progress per cluster. The naming holds the run key's lease, and its
+writes (names per cluster in the run results, and in ``label_field`` for
+each cluster's samples) are one transaction, committed when naming ends or
+fails: the names obtained so far are saved, unless the process is killed,
+which leaves the run as it was. The cluster-id field is only read; when no
+cluster could be named, no label field is written.
 
 A cluster keeps its name until ``relabel``; a failed relabel keeps the old
 name and records the error next to it.
@@ -16,9 +18,9 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..clustering import runs, writeback
+from ..clustering import runs, transactions
 from ..clustering.params import InputError
 from . import images, names, prompts, selection
 from .client import CallFailed, ChatClient, Fatal, public_url
@@ -41,8 +43,18 @@ class Outcome:
     error: str = None
 
 
-def run(dataset, request, api_key, report=None):
-    """Names the clusters of ``request.run_key``; returns a summary."""
+def run(dataset, request, api_key, report=None, operation=None):
+    """Names the clusters of ``request.run_key``; returns a summary.
+    ``operation`` is the delegated operation executing it, if any."""
+    with transactions.transaction(dataset, [request.run_key], "labeling",
+                                  operation) as tx:
+        dataset.reload()
+        info, results = runs.get(dataset, request.run_key)
+        request = replace(request, config=info.config, results=results)
+        return _run(dataset, request, api_key, report, tx)
+
+
+def _run(dataset, request, api_key, report, tx):
     start = time.perf_counter()
     stored = runs.results_dict(request.results)
     entries = [(c["id"], c) for c in stored["clusters"]]
@@ -61,11 +73,11 @@ def run(dataset, request, api_key, report=None):
                               outcomes, report)
     except BaseException:
         if outcomes:
-            _save(dataset, request, stored, entries,
+            _save(tx, request, stored, entries,
                   _merge(request, entries, targets, outcomes, None))
         raise
     new = _merge(request, entries, targets, outcomes, fatal)
-    _save(dataset, request, stored, entries, new)
+    _save(tx, request, stored, entries, new)
 
     failed = [dict(id=cid, error=entry["error"]) for cid, entry in entries
               if cid in targets and entry.get("error")]
@@ -202,29 +214,35 @@ def _merge(request, entries, targets, outcomes, fatal):
     return new
 
 
-def _save(dataset, request, stored, entries, new):
-    """Run results, the label field and the run config, in that order."""
-    runs.save_results(dataset, request.run_key, stored)
-    values = {cid: e.get("name") for cid, e in entries
-              if cid != NOISE_ID or e.get("name")}
+def _save(tx, request, stored, entries, new):
+    """Commits the run results, the label field and the run config as one
+    transaction; no label field when no cluster has a name."""
+    values = {cid: e["name"] for cid, e in entries if e.get("name")}
     previous = (getattr(request.config, "labels", None) or {}).get("label_field")
-    writeback.write_per_cluster(
-        dataset, request.config.cluster_field, request.label_field, values)
-    if previous and previous != request.label_field:
-        writeback.delete_fields(dataset, [previous])
-    runs.update_config(dataset, request.run_key, labels=dict(
-        label_field=request.label_field,
-        model=request.model,
-        prompt=prompts.recorded(request.context),
-        base_url=public_url(request.base_url),
-        num_images=request.num_images,
-        max_image_size=request.max_image_size,
-        include_noise=request.include_noise,
-        labeled_at=datetime.datetime.now(datetime.timezone.utc).strftime(
-            "%Y-%m-%d %H:%M:%S UTC"),
-        num_named=sum(bool(e.get("name")) for _, e in entries),
-        failed=[cid for cid, e in entries if e.get("error")],
-    ))
+    label_field = request.label_field if values else None
+    steps = []
+    if values:
+        steps.append(dict(op="write_per_cluster", field=label_field,
+                          cluster_field=request.config.cluster_field, values=values,
+                          owner=request.run_key))
+    if previous and previous != label_field:
+        steps.append(dict(op="delete_fields", fields=[previous]))
+    tx.stage_json("results", stored)
+    steps.append(dict(op="update_run", key=request.run_key, results="results", config=dict(
+        labels=dict(
+            label_field=label_field,
+            model=request.model,
+            prompt=prompts.recorded(request.context),
+            base_url=public_url(request.base_url),
+            num_images=request.num_images,
+            max_image_size=request.max_image_size,
+            include_noise=request.include_noise,
+            labeled_at=datetime.datetime.now(datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S UTC"),
+            num_named=sum(bool(e.get("name")) for _, e in entries),
+            failed=[cid for cid, e in entries if e.get("error")],
+        ))))
+    tx.commit(steps)
 
 
 def _summary(request, entries, targets, new, failed, outcomes, start):

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from ..clustering import runs
 from ..clustering.params import InputError, Param, ParameterError, coerce_all
+from ..clustering.progress import PROGRESS
 
 SECRET = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -35,7 +36,9 @@ OUTPUT_PARAMS = (
 )
 CONNECTION_PARAMS = (
     Param("concurrency", int, 8, "Calls to the model in flight at once", low=1, high=64),
-    Param("timeout", float, 60.0, "Seconds before one call is abandoned and retried",
+    Param("timeout", float, 60.0,
+          "Deadline in seconds for one whole call (connect, send, full reply); "
+          "a call not done by then is abandoned and retried",
           low=0.1, high=600),
     Param("max_retries", int, 4,
           "Retries per cluster after a 429, 5xx, timeout or unreadable reply",
@@ -43,10 +46,13 @@ CONNECTION_PARAMS = (
     Param("base_url", str, None,
           "An OpenAI-compatible server (vLLM, Ollama, LM Studio), e.g. "
           "http://localhost:8000/v1", empty=f"{BASE_URL_ENV}, else OpenAI's API"),
+)
+EXECUTION_PARAMS = (
     Param("delegate", bool, True,
           "Queue the run for `fiftyone delegated launch`: naming takes a while"),
+    PROGRESS,
 )
-PARAMS = MODEL_PARAMS + OUTPUT_PARAMS + CONNECTION_PARAMS
+PARAMS = MODEL_PARAMS + OUTPUT_PARAMS + CONNECTION_PARAMS + EXECUTION_PARAMS
 
 
 @dataclass
@@ -75,12 +81,28 @@ def form_groups(dataset, run_key):
         default = dataset.get_run_info(run_key).config.cluster_field + "_label"
         output = tuple(replace(p, default=default) if p.name == "label_field" else p
                        for p in OUTPUT_PARAMS)
-    return (("Model", MODEL_PARAMS), ("Output", output), ("Connection", CONNECTION_PARAMS))
+    return (("Model", MODEL_PARAMS), ("Output", output), ("Connection", CONNECTION_PARAMS),
+            ("Execution", EXECUTION_PARAMS))
+
+
+def declared(name):
+    """The declared parameter ``name``."""
+    return next(p for p in PARAMS if p.name == name)
+
+
+def queueing(ctx):
+    """Whether the form is for a run about to be queued (the API key is then
+    needed where it will execute, not here)."""
+    try:
+        delegate = declared("delegate").coerce(ctx.params.get("delegate", False))
+    except ParameterError:
+        delegate = False
+    return bool(delegate or ctx.requesting_delegated_execution) and not ctx.delegated
 
 
 def known_keys():
     """Every parameter name label_clusters_with_llm accepts."""
-    return {"run_key"} | {p.name for p in PARAMS}
+    return {runs.RUN_CHOICE.name} | {p.name for p in PARAMS}
 
 
 def missing_key_message():
@@ -97,29 +119,29 @@ def validate(dataset, values, api_key):
     """Returns ``(request or None, errors)``, ``errors`` keyed by parameter."""
     errors = {}
     if not api_key:
-        errors["api_key"] = missing_key_message()
+        errors["api_key"] = InputError(missing_key_message())
 
     run_key = values.get("run_key")
     config = results = None
     try:
         info, results = runs.get(dataset, run_key)
         config = info.config
-    except InputError as e:
-        errors["run_key"] = str(e)
+    except ParameterError as e:
+        errors["run_key"] = e
 
     params, bad = coerce_all(PARAMS, values)
     errors.update(bad)
 
     model = (params.get("model") or "").strip()
     if "model" not in errors and (not model or "\n" in model or len(model) > 200):
-        errors["model"] = str(ParameterError(
-            "model", f"must be a model name such as {DEFAULT_MODEL!r}; got {values.get('model')!r}."))
+        errors["model"] = declared("model").error(
+            f"must be a model name such as {DEFAULT_MODEL!r}; got {values.get('model')!r}.")
 
     context = (params.get("context") or "").strip() or None
     if context and len(context) > MAX_CONTEXT:
-        errors["context"] = str(ParameterError(
-            "context", f"must be at most {MAX_CONTEXT} characters; got {len(context)}. "
-            "A few words about the dataset are enough."))
+        errors["context"] = declared("context").error(
+            f"must be at most {MAX_CONTEXT} characters; got {len(context)}. "
+            "A few words about the dataset are enough.")
 
     label_field = None
     if config is not None and "label_field" not in errors:
@@ -127,14 +149,14 @@ def validate(dataset, values, api_key):
         try:
             _check_label_field(dataset, run_key, config, label_field)
         except ParameterError as e:
-            errors["label_field"] = str(e)
+            errors["label_field"] = e
 
     base_url = None
     if "base_url" not in errors:
         try:
             base_url = _base_url(params["base_url"])
         except ParameterError as e:
-            errors["base_url"] = str(e)
+            errors["base_url"] = e
 
     if errors:
         return None, errors
@@ -151,12 +173,11 @@ def validate(dataset, values, api_key):
 def _check_label_field(dataset, run_key, config, name):
     owned = {config.cluster_field: "cluster field", config.distance_field: "distance field"}
     if name in owned:
-        raise ParameterError(
-            "label_field",
+        raise declared("label_field").error(
             f"must differ from the run's {owned[name]} '{name}': cluster ids "
             "are never overwritten. Leave it empty for "
             f"'{config.cluster_field}_label' or choose another new field name.")
-    runs.check_output_field(dataset, "label_field", name, run_key, overwrite=True)
+    runs.check_output_field(dataset, declared("label_field"), name, run_key, overwrite=True)
 
 
 def _base_url(given):
@@ -167,14 +188,7 @@ def _base_url(given):
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         source = "" if given else f" (taken from {BASE_URL_ENV} because it is empty)"
-        raise ParameterError(
-            "base_url",
+        raise declared("base_url").error(
             f"must be an http(s) URL such as http://localhost:8000/v1{source}; "
             f"got {url!r}.")
     return url
-
-
-def raise_errors(errors):
-    """Raises one InputError carrying every message."""
-    if errors:
-        raise InputError(" ".join(errors.values()))

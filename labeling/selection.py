@@ -78,15 +78,11 @@ def pools(dataset, config, targets):
 
 def more_candidates(dataset, config, cluster_id, tried):
     """Further members of cluster ``cluster_id`` not in ``tried``, for when
-    files are unreadable: nearest the centre first if the run stored
-    distances, else in id order."""
+    files are unreadable: the most typical first (see ``typical``)."""
     from fiftyone import ViewField as F
 
-    view = dataset.match(F(config.cluster_field) == cluster_id)
-    view = view.exclude(list(tried))
-    if config.distance_field and dataset.has_sample_field(config.distance_field):
-        view = view.sort_by(config.distance_field)
-    else:
-        view = view.sort_by("_id")
-    view = view.limit(max(0, MAX_CANDIDATES - len(tried)))
+    from ..clustering.typical import most_typical_first
+
+    view = dataset.match(F(config.cluster_field) == cluster_id).exclude(list(tried))
+    view = most_typical_first(view, config).limit(max(0, MAX_CANDIDATES - len(tried)))
     return [Candidate(i, p) for i, p in zip(*view.values(["id", "filepath"]))]

@@ -33,19 +33,20 @@ def tables():
     """``{section: markdown}`` for each generated section of the README."""
     imp = _load_clustering()
     methods = imp("clusterlab.clustering.methods")
-    features = imp("clusterlab.clustering.features")
     request = imp("clusterlab.clustering.request")
     params = imp("clusterlab.clustering.params")
     header = ["| parameter | default | accepts | meaning |", "|---|---|---|---|"]
-    out = ["Feature preparation and the run:", ""] + header
-    out += params.markdown_rows(features.PREPARE_PARAMS + request.RUN_PARAMS)
+    out = ["The run, its preparation, outputs and execution:", ""] + header
+    out += params.markdown_rows(request.PARAMS)
     for method in methods.METHODS.values():
         out += ["", f"`method=\"{method.name}\"` ({method.label}): {method.help}", ""]
         out += header + params.markdown_rows(method.params, prefix=method.name + "__")
     labeling = imp("clusterlab.labeling.request")
+    runs = imp("clusterlab.clustering.runs")
     return {
         "params": "\n".join(out),
-        "labeling-params": "\n".join(header + params.markdown_rows(labeling.PARAMS)),
+        "labeling-params": "\n".join(header + params.markdown_rows(
+            (runs.RUN_CHOICE,) + labeling.PARAMS)),
     }
 
 

@@ -146,7 +146,7 @@ def test_tutorial_flow_two_runs_side_by_side(digits):
     assert rows[0]["n"] == len(digits) and rows[0]["view"] == "dataset"
     assert rows[0]["version"] == "0.1.0"
     assert sum(rows[0]["sizes"]) == len(digits)
-    assert set(rows[1]["timings"]) >= {"read", "prepare", "fit", "write", "record"}
+    assert list(rows[1]["timings"]) == ["read", "prepare", "fit", "measure", "write", "total"]
 
 
 def test_view_target_and_samples_without_embeddings():
@@ -189,7 +189,7 @@ def test_delegated_run_reports_progress():
         kmeans__n_clusters=4, reduce="none", delegate=True)
     assert "later" not in blob_dataset.list_runs()
     service = DelegatedOperationService()
-    op_id = queued["id"]
+    op_id = queued.id
     labels, done = [], threading.Event()
 
     def watch():
@@ -215,7 +215,7 @@ def test_delegated_run_reports_progress():
     # the watcher sees the stages in order (the fastest may slip between polls)
     stages = [label.split(" ")[0] for label in labels]
     assert {"read", "fit", "write"} <= set(stages), labels
-    order = ["read", "prepare", "fit", "measure", "write", "record", "done"]
+    order = ["read", "prepare", "fit", "measure", "write", "done"]
     assert stages == sorted(stages, key=order.index), labels
     assert final.status.progress == 1.0 and final.status.label == "done"
     blob_dataset.delete()
@@ -237,7 +237,7 @@ def test_python_call_shows_a_progress_bar(blob_dataset, capfd):
                                  method="kmeans", kmeans__n_clusters=4, reduce="none",
                                  progress=True)
     err = capfd.readouterr().err
-    for stage in ("read", "prepare", "fit", "write", "record"):
+    for stage in ("read", "prepare", "fit", "measure", "write"):
         assert stage in err
     assert err.rstrip().endswith("100% done")
     operator("compute_clusters")(blob_dataset, run_key="quiet", embeddings="embedding",

@@ -18,10 +18,10 @@ from PIL import Image
 
 import fiftyone as fo
 from fiftyone.operators.delegated import DelegatedOperationService
-from fiftyone.operators.executor import ExecutionError
-from conftest import blobs, execute, form, make_dataset, operator, snapshot
+from conftest import blobs, execute, form, make_dataset, operator, plugin_module, snapshot
 from llm_server import COLOURS, LLMServer
 
+UserError = plugin_module("clustering.params").UserError
 KEY = "sk-test-" + uuid.uuid4().hex
 MODEL = "vision-test-1"
 PALETTE = ["red", "green", "blue", "yellow", "purple", "orange"]
@@ -77,11 +77,12 @@ def expected_names(dataset):
 
 
 def label(dataset, server, **params):
-    """Runs the operator immediately against ``server``; returns its result."""
+    """Runs the operator now, as Python calls it, against ``server``;
+    returns its result."""
     base = dict(run_key="run", model=MODEL, base_url=server.url, max_image_size=32,
-                timeout=5, delegate=False)
+                timeout=5, delegate=False, progress=False)
     base.update(params)
-    return execute(NAME, dataset, base).result
+    return operator(NAME)(dataset, **base)
 
 
 def clusters(dataset):
@@ -363,15 +364,21 @@ def test_missing_key(tmp_path, server, monkeypatch):
     assert not queued["api_key"].get("invalid")
     assert "fiftyone delegated launch" in queued["api_key"]["view"]["description"]
     before = snapshot(dataset)
-    with pytest.raises(ExecutionError, match="OPENAI_API_KEY is not set"):
+    with pytest.raises(UserError, match="OPENAI_API_KEY is not set"):
         label(dataset, server)
     assert snapshot(dataset) == before
     assert server.requests == []
     dataset.delete()
 
 
-def test_form_offers_runs_and_defaults(tmp_path, api_key):
+def test_form_offers_runs_and_defaults(tmp_path, api_key, monkeypatch):
     dataset = painted(tmp_path, centers=2)
+    # a stock App cannot schedule: runs execute now, and the form says how to
+    # enable scheduling instead of offering a Delegate box that dead-ends
+    fields = form(NAME, dataset, dict(run_key="run"))
+    assert "delegate" not in fields
+    assert "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS" in fields["scheduling"]["view"]["label"]
+    monkeypatch.setattr(fo.config, "allow_legacy_orchestrators", True)
     fields = form(NAME, dataset, dict(run_key="run"))
     assert "api_key" not in fields
     assert fields["run_key"]["view"]["choices"][0]["value"] == "run"
@@ -383,7 +390,8 @@ def test_form_offers_runs_and_defaults(tmp_path, api_key):
     assert fields["relabel"]["default"] is False and fields["include_noise"]["default"] is False
     assert not any(p.get("invalid") for p in fields.values())
     bad = form(NAME, dataset, dict(run_key="run", num_images=0, label_field="run_cluster"))
-    assert "'num_images' must be an integer in [1, 20]" in bad["num_images"]["error_message"]
+    assert "'Num images' (num_images) must be an integer in [1, 20]" in bad[
+        "num_images"]["error_message"]
     assert "cluster ids are never overwritten" in bad["label_field"]["error_message"]
     dataset.delete()
 
@@ -398,24 +406,27 @@ def clustered(tmp_path):
 
 
 @pytest.mark.parametrize("params,phrases", [
-    (dict(run_key="nope"), ["'run_key'", "has no run 'nope'", "Clustering runs: run"]),
-    (dict(run_key="other"), ["'run_key'", "run 'other' is not a clustering run"]),
-    (dict(num_images=0), ["'num_images' must be an integer in [1, 20]; got 0"]),
-    (dict(concurrency=0), ["'concurrency' must be an integer in [1, 64]"]),
-    (dict(max_image_size=8), ["'max_image_size' must be an integer in [32, 4096]"]),
-    (dict(timeout=0), ["'timeout' must be a number in [0.1, 600]"]),
-    (dict(max_retries=-1), ["'max_retries' must be an integer in [0, 10]"]),
-    (dict(model=""), ["'model' is required"]),
-    (dict(context="x" * 501), ["'context' must be at most 500 characters"]),
-    (dict(label_field="run_cluster"), ["'label_field'", "cluster ids are never overwritten"]),
-    (dict(label_field="filepath"), ["'label_field'", "'filepath' is an existing field"]),
-    (dict(label_field="my label"), ["'label_field' must be a plain field name"]),
-    (dict(base_url="ftp://example.com"), ["'base_url' must be an http(s) URL"]),
-    (dict(relabel="maybe"), ["'relabel' must be true or false"]),
+    (dict(run_key="nope"), ["'Clustering run' (run_key)", "has no run 'nope'",
+                            "Clustering runs: run"]),
+    (dict(run_key="other"), ["'Clustering run' (run_key)", "run 'other' is not a clustering run"]),
+    (dict(num_images=0), ["(num_images) must be an integer in [1, 20]; got 0"]),
+    (dict(concurrency=0), ["(concurrency) must be an integer in [1, 64]"]),
+    (dict(max_image_size=8), ["(max_image_size) must be an integer in [32, 4096]"]),
+    (dict(timeout=0), ["(timeout) must be a number in [0.1, 600]"]),
+    (dict(max_retries=-1), ["(max_retries) must be an integer in [0, 10]"]),
+    (dict(model=""), ["(model) is required"]),
+    (dict(context="x" * 501), ["(context) must be at most 500 characters"]),
+    (dict(label_field="run_cluster"), ["(label_field)", "cluster ids are never overwritten"]),
+    (dict(label_field="filepath"), ["(label_field)", "'filepath' is an existing field"]),
+    (dict(label_field="my label"), ["(label_field) must be a plain field name"]),
+    (dict(delegate="false", concurrency=10**6), ["(concurrency) must be an integer in [1, 64]"]),
+    (dict(num_images=10**6), ["(num_images) must be an integer in [1, 20]"]),
+    (dict(base_url="ftp://example.com"), ["(base_url) must be an http(s) URL"]),
+    (dict(relabel="maybe"), ["(relabel) must be true or false"]),
 ])
 def test_bad_parameter_values(clustered, server, params, phrases):
     before = snapshot(clustered)
-    with pytest.raises(ExecutionError) as raised:
+    with pytest.raises(UserError) as raised:
         label(clustered, server, **params)
     for phrase in phrases:
         assert phrase in str(raised.value), str(raised.value)
@@ -434,7 +445,7 @@ def test_wrong_key_or_model_stops_clearly_and_the_key_never_leaks(
     dataset = painted(tmp_path, centers=2)
     wrong = "sk-wrong-" + uuid.uuid4().hex
     monkeypatch.setenv("OPENAI_API_KEY", wrong)
-    with pytest.raises(ExecutionError) as raised:
+    with pytest.raises(UserError) as raised:
         label(dataset, server)
     message = str(raised.value)
     assert "rejected the API key (HTTP 401)" in message
@@ -445,7 +456,7 @@ def test_wrong_key_or_model_stops_clearly_and_the_key_never_leaks(
         assert "rejected the API key" in entry["error"] and "name" not in entry
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with pytest.raises(ExecutionError, match="HTTP 404 for model 'no-such-model'"):
+    with pytest.raises(UserError, match="HTTP 404 for model 'no-such-model'"):
         label(dataset, server, model="no-such-model")
 
     server.faults = [("500",)]
@@ -472,7 +483,7 @@ def test_delegated_run_under_fiftyone_delegated_launch(tmp_path, server, monkeyp
     server.delay = 0.2
     queued = operator(NAME)(dataset, run_key="run", model=MODEL, base_url=server.url,
                             max_image_size=32, concurrency=1)  # delegate is the default
-    op_id = queued["id"]
+    op_id = queued.id
     assert len(server.requests) == 0 and "name" not in clusters(dataset)["0"]
 
     # the key is read in the executing process, from its own environment
@@ -520,7 +531,7 @@ def test_delegated_run_without_the_key_in_its_process_fails_clearly(
     before = snapshot(dataset)
     service = DelegatedOperationService()
     [result] = service.execute_queued_operations(dataset_name=dataset.name)
-    doc = service.get(queued["id"])
+    doc = service.get(queued.id)
     assert doc.run_state == "failed"
     assert "OPENAI_API_KEY is not set" in str(result.error) + str(doc.result.error)
     assert snapshot(dataset) == before and server.requests == []

@@ -110,7 +110,12 @@ def test_automatic_k_sweeps_and_picks_the_best(five_blobs):
     inertia = [row["inertia"] for row in sweep]
     assert inertia[0] > inertia[3] > inertia[-1]  # the elbow curve falls
     info = operator("get_clustering_run_info")(five_blobs, "auto_k")
-    assert info["sweep"] == sweep
+    assert [row["k"] for row in info["sweep"]] == [row["k"] for row in sweep]
+    for shown, stored in zip(info["sweep"], sweep):  # rounded for reading
+        assert shown["silhouette"] == pytest.approx(stored["silhouette"], abs=1e-4)
+        assert shown["inertia"] == pytest.approx(stored["inertia"], rel=1e-3)
+    assert summary["k_chosen_automatically"] and config.k_chosen_automatically
+    assert "k = 5 was chosen automatically" in summary["summary"]
 
 
 def test_quality_metrics_against_known_truth(five_blobs):
@@ -137,7 +142,9 @@ def test_noise_share_matches_the_field():
                       hdbscan__min_cluster_size=15)
     noise = dataset.count_values("n_cluster").get("-1", 0)
     assert noise == summary["noise"] > 0
-    assert summary["metrics"]["noise_fraction"] == pytest.approx(noise / 330)
+    assert summary["metrics"]["noise_fraction"] == pytest.approx(noise / 330, abs=1e-4)
+    stored = dataset.load_run_results("n").metrics["noise_fraction"]
+    assert stored == pytest.approx(noise / 330)
     assert dataset.load_run_results("n").noise == {"size": noise}
     dataset.delete()
 

@@ -2,6 +2,7 @@
 127.0.0.1 and Debian's Chromium driven by Playwright, both with the tests'
 database and plugins dir (set by tests/conftest.py)."""
 
+import json
 import os
 import socket
 import subprocess
@@ -55,6 +56,7 @@ class App:
 
     def __init__(self, url):
         self.url = url
+        self._streams = {}
 
     def post(self, route, body, status=200):
         response = requests.post(self.url + route, json=body, timeout=300)
@@ -76,8 +78,42 @@ class App:
         return resolved["type"]["properties"]
 
     def execute(self, dataset, operator, params, view=None, status=200, **extra):
-        return self.post("/operators/execute",
-                         self.body(dataset, operator, params, view, **extra), status)
+        """Executes as the App does: operators that stream (executed as
+        generators) through the generator route, whose messages are folded
+        into ``result`` (from the shown output), ``error`` (the message the
+        output shows), ``progress`` and ``requests`` (operators invoked)."""
+        body = self.body(dataset, operator, params, view, **extra)
+        if not self.streams(operator):
+            return self.post("/operators/execute", body, status)
+        response = requests.post(self.url + "/operators/execute/generator", json=body,
+                                 timeout=300)
+        assert response.status_code == status, (response.status_code, response.text)
+        if status != 200:
+            return response.text
+        lines = [json.loads(line) for line in response.text.splitlines() if line.strip()]
+        if len(lines) == 1 and "cls" not in lines[0]:  # queued: a plain result
+            return dict(lines[0], progress=[], requests=[])
+        outcome = dict(result=None, error=None, delegated=False, progress=[], requests=[])
+        for message in lines:
+            request = message["body"]
+            outcome["requests"].append(request["operator_uri"])
+            if request["operator_uri"] == "set_progress":
+                outcome["progress"].append(request["params"])
+            elif request["operator_uri"] == "show_output":
+                results = request["params"]["results"]
+                outcome["error"] = results.get("error") if isinstance(results, dict) else None
+                outcome["result"] = None if outcome["error"] else results
+                outcome["outputs"] = request["params"]["outputs"]
+        return outcome
+
+    def streams(self, operator):
+        """Whether the App executes ``operator`` as a generator."""
+        if operator not in self._streams:
+            listed = self.post("/operators", {})
+            for op in listed["operators"]:
+                self._streams[op["uri"].rsplit("/", 1)[-1]] = op["config"].get(
+                    "execute_as_generator", False)
+        return self._streams[operator]
 
 
 @pytest.fixture(scope="session")

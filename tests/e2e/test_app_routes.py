@@ -106,7 +106,7 @@ def test_inline_errors_then_a_refused_execution_changes_nothing(app, points):
     errors = invalid(form)
     assert set(errors) == {"run_key", "kmeans__n_clusters"}
     assert "'taken' already exists" in errors["run_key"] and "overwrite" in errors["run_key"]
-    assert errors["kmeans__n_clusters"].startswith("Parameter 'kmeans__n_clusters' must be")
+    assert errors["kmeans__n_clusters"].startswith("'N clusters' (kmeans__n_clusters) must be")
     assert "got 1" in errors["kmeans__n_clusters"]
 
     too_many = invalid(app.form(points, "compute_clusters", dict(
@@ -124,7 +124,17 @@ def test_inline_errors_then_a_refused_execution_changes_nothing(app, points):
     # the App keeps Execute disabled; a client that posts anyway is refused
     before = snapshot(points)
     refused = app.execute(points, "compute_clusters", params, status=500)
-    assert "Parameter 'run_key' 'taken' already exists" in refused["stack"]
+    assert "'Run key' (run_key) 'taken' already exists" in refused
+    assert snapshot(points) == before
+
+    # a run that fails while it executes shows the plugin's message, no traceback
+    failing = app.execute(points, "compute_clusters", dict(
+        run_key="all_noise", embeddings="embedding", method="hdbscan", reduce="none",
+        hdbscan__min_cluster_size=len(points), hdbscan__min_samples=len(points)))
+    assert "every sample is noise" in failing["error"]
+    assert "Traceback" not in failing["error"] and "File \"" not in failing["error"]
+    assert failing["outputs"]["view"]["label"] == "Not done"
+    assert "notify" in failing["requests"]
     assert snapshot(points) == before
 
 
@@ -135,7 +145,13 @@ def test_execution_on_the_current_view_writes_the_dataset(app, points):
         agglomerative__n_clusters=3, view_target="CURRENT_VIEW"), view=view)
     assert outcome["error"] is None and not outcome["delegated"], outcome["error"]
     # the App is told to reload the dataset, so the new field shows at once
-    assert {"operator_uri": "reload_dataset", "params": {}} in outcome["executor"]["requests"]
+    assert "reload_dataset" in outcome["requests"]
+    # progress is shown while it runs, stage by stage, up to done
+    labels = [p["label"].split(" ")[0] for p in outcome["progress"]]
+    assert labels[0] == "read" and labels[-1] == "done", labels
+    assert {"fit", "write"} <= set(labels), labels
+    fractions = [p["progress"] for p in outcome["progress"]]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
     points.reload()
     values = points.values("on_view_cluster")

@@ -1,0 +1,96 @@
+"""The steps a committed transaction applies, by name.
+
+A step is a plain dict (``{"op": name, ...}``) recorded in the journal at
+commit, so that a process which never saw the run can finish it. Every step
+is idempotent; staged data is referred to by name and fetched with
+``load``. ``context`` holds the reports of the steps applied before it in
+the same process (empty in a recovery, which then measures again).
+"""
+
+import time
+
+from . import internals, runs, writeback
+
+
+def write_field(dataset, load, context, field, kind, ids, values, replace, owner,
+                categories=None):
+    """A field of the run: cluster ids (codes into ``categories``) or floats."""
+    values = load(values)
+    if categories is not None:
+        import numpy as np
+
+        values = np.asarray(categories, dtype=object)[np.asarray(values)]
+    return writeback.write_field(dataset, field, kind, load(ids), values, replace, owner)
+
+
+def write_per_cluster(dataset, load, context, field, cluster_field, values, owner):
+    """One value per cluster (names), matched on the cluster field."""
+    return writeback.write_per_cluster(dataset, field, cluster_field, values, owner)
+
+
+def delete_fields(dataset, load, context, fields):
+    writeback.delete_fields(dataset, fields)
+
+
+def rename_field(dataset, load, context, old, new, owner):
+    writeback.rename_field(dataset, old, new, owner)
+
+
+def save_run(dataset, load, context, key, config, results, stages, cluster_field,
+             num_staged, written_by):
+    """Registers run ``key`` with its results; sizes are those the field
+    holds (samples deleted while the run computed are counted as lost)."""
+    results = load(results)
+    written = context.get(written_by)
+    if written != num_staged:
+        counts = dataset.count_values(cluster_field)
+        counts.pop(None, None)
+        written = sum(counts.values())
+        for cluster in results["clusters"]:
+            cluster["size"] = counts.get(cluster["id"], 0)
+        if results.get("noise") is not None:
+            results["noise"]["size"] = counts.get("-1", 0)
+        if written < num_staged:
+            present = set(dataset.select(
+                [r for c in results["clusters"] for r in c["representatives"]]
+            ).values("id"))
+            for cluster in results["clusters"]:
+                cluster["representatives"] = [
+                    r for r in cluster["representatives"] if r in present]
+    timings = results.get("timings")
+    if timings is not None and "clock" in context:
+        spent = time.perf_counter() - context["clock"]
+        timings["write"] = round(spent, 3)
+        timings["total"] = round(timings["total"] + spent, 3)
+        results["timings"] = {s: timings[s] for s in runs.STAGE_ORDER if s in timings}
+    config = dict(config, num_samples=written, num_lost=num_staged - written)
+    runs.register(internals.build_view(dataset, stages), key, config)
+    runs.save_results(dataset, key, results)
+    return written
+
+
+def update_run(dataset, load, context, key, config=None, results=None):
+    """Amends run ``key``: entries of its config, and its results."""
+    if config:
+        runs.update_config(dataset, key, **config)
+    if results is not None:
+        runs.save_results(dataset, key, load(results))
+
+
+def delete_run(dataset, load, context, key):
+    if key in dataset.list_runs():
+        dataset.delete_run(key)
+
+
+def rename_run(dataset, load, context, old, new, config):
+    """Renames the run and points its config at its renamed fields."""
+    if old in dataset.list_runs() and new not in dataset.list_runs():
+        dataset.rename_run(old, new)
+    runs.update_config(dataset, new, **config)
+
+
+APPLY = dict(
+    write_field=write_field, write_per_cluster=write_per_cluster,
+    delete_fields=delete_fields, rename_field=rename_field, save_run=save_run,
+    update_run=update_run, delete_run=delete_run, rename_run=rename_run,
+)
