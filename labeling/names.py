@@ -9,18 +9,31 @@ tell the two apart.
 """
 
 import re
+import unicodedata
 
 from .prompts import ReplyError
 
 MAX_WORDS = 4
 MAX_NAME = 40
 MAX_DESCRIPTION = 300
+REDACTED = "[redacted]"
 _EDGE = " \t\"'`*_#.:;,!-"
+_MAX_RAW = 4000  # characters of a reply cleaned at most: markup costs a pass per level
+_TAGS = r"(?:<!--.*?(?:-->|$)|<[!?/]?[A-Za-z][^<>]*>)+"
+_TAGS_BETWEEN_WORDS = re.compile(rf"(?<=[^\W_]){_TAGS}(?=[^\W_])", re.DOTALL)
+_TAG = re.compile(_TAGS, re.DOTALL)
+_LINK = re.compile(r"!?\[([^\[\]]*)\](?:\([^()]*\)|\[[^\[\]]*\])")
+_EMPHASIS = re.compile(r"\*+|`+|~~+|(?<![^\W_])_+|_+(?![^\W_])")
 
 
-def clean_name(raw):
-    """The model's name as one short line, or ReplyError if nothing is left."""
-    lines = [line.strip(_EDGE) for line in str(raw).splitlines()]
+def clean_name(raw, secret):
+    """The model's name as one short line of plain text, or ReplyError if
+    nothing is left or it contains ``secret`` (the API key)."""
+    raw = str(raw)
+    text = plain(raw[:_MAX_RAW])
+    if secret and (_spread(secret).search(raw) or _spread(secret).search(text)):
+        raise ReplyError("the name contains the API key")
+    lines = [line.strip(_EDGE) for line in text.splitlines()]
     words = next((line for line in lines if line), "").split()[:MAX_WORDS]
     name = " ".join(words)
     while len(name) > MAX_NAME and " " in name:
@@ -31,12 +44,46 @@ def clean_name(raw):
     return name[0].upper() + name[1:]
 
 
-def clean_description(raw):
-    """The description as one line of at most MAX_DESCRIPTION characters."""
-    text = " ".join(str(raw or "").split())
+def clean_description(raw, secret):
+    """The description as one line of plain text of at most MAX_DESCRIPTION
+    characters, ``secret`` (the API key) replaced by REDACTED."""
+    text = plain_line(str(raw or ""), secret)
     if len(text) > MAX_DESCRIPTION:
         text = text[: MAX_DESCRIPTION - 3].rsplit(" ", 1)[0] + "..."
     return text
+
+
+def plain_line(text, secret=None):
+    """``text`` (at most its first _MAX_RAW characters) as one line of plain
+    text, ``secret`` replaced by REDACTED before cleaning (which could cut
+    it) and after (which could reveal it)."""
+    text = plain(redact(text, secret)[:_MAX_RAW])
+    return " ".join(redact(text, secret).split())
+
+
+def plain(text):
+    """``text`` without control, format (bidi, zero-width) or other invisible
+    characters, markup tags (a space where they part two words) and markdown
+    emphasis or link syntax; repeated until nothing changes, since removing
+    one can form another (``<<b>b>``)."""
+    previous = None
+    while text != previous:
+        previous = text
+        text = "".join(c for c in text if c.isspace() or unicodedata.category(c)[0] != "C")
+        text = _TAG.sub("", _TAGS_BETWEEN_WORDS.sub(" ", text))
+        text = _EMPHASIS.sub("", _LINK.sub(r"\1", text))
+    return text
+
+
+def redact(text, secret):
+    """``text`` with every occurrence of ``secret`` replaced by REDACTED, also
+    where whitespace parts its characters (as cleaning may do)."""
+    return _spread(secret).sub(REDACTED, text) if secret else text
+
+
+def _spread(secret):
+    """A pattern for ``secret``, whitespace allowed between its characters."""
+    return re.compile(r"\s*".join(map(re.escape, secret)))
 
 
 def make_distinct(claims):

@@ -108,7 +108,7 @@ def _name_all(dataset, request, api_key, entries, targets, outcomes, report):
     with ThreadPoolExecutor(request.concurrency, "clusterlab-label") as pool:
         futures = {
             pool.submit(_name_one, dataset, request, client, cid, pools[cid],
-                        detail, stop): cid
+                        detail, stop, api_key): cid
             for cid in targets
         }
         try:
@@ -121,7 +121,7 @@ def _name_all(dataset, request, api_key, entries, targets, outcomes, report):
                     stop.set()
                     outcome = None
                 except Exception as e:  # a bug must not lose the other clusters
-                    error = _redact(f"{type(e).__name__}: {e}", api_key)
+                    error = names.redact(f"{type(e).__name__}: {e}", api_key)
                     logger.error("Naming cluster %s failed: %s", cid, error)
                     outcome = Outcome(cid, error=error)
                 if outcome is not None:
@@ -133,8 +133,9 @@ def _name_all(dataset, request, api_key, entries, targets, outcomes, report):
     return fatal
 
 
-def _name_one(dataset, request, client, cluster_id, candidates, detail, stop):
-    """One cluster: its images, then the model's name; None once stopped."""
+def _name_one(dataset, request, client, cluster_id, candidates, detail, stop, api_key):
+    """One cluster: its images, then the model's name; None once stopped.
+    The key never becomes part of a name or description."""
     if stop.is_set():
         return None
     shown, unreadable = _load_images(dataset, request, cluster_id, candidates)
@@ -146,7 +147,8 @@ def _name_one(dataset, request, client, cluster_id, candidates, detail, stop):
         return Outcome(cluster_id, unreadable=skipped, error=error)
     shown_ids = [image.sample_id for image in shown]
     try:
-        reply = client.ask(prompts.messages(shown, request.context, detail), _parse)
+        reply = client.ask(prompts.messages(shown, request.context, detail),
+                           lambda text: _parse(text, api_key))
     except CallFailed as e:
         logger.warning("Cluster %s not named: %s", cluster_id, e)
         return Outcome(cluster_id, shown=shown_ids, unreadable=skipped,
@@ -178,9 +180,9 @@ def _load_images(dataset, request, cluster_id, candidates):
     return shown, unreadable
 
 
-def _parse(text):
+def _parse(text, secret):
     name, description = prompts.parse_reply(text)
-    return names.clean_name(name), names.clean_description(description)
+    return names.clean_name(name, secret), names.clean_description(description, secret)
 
 
 def _merge(request, entries, targets, outcomes, fatal):
@@ -271,6 +273,3 @@ def _summary(request, entries, targets, new, failed, outcomes, start):
     summary["summary"] = summary_markdown(summary)
     return summary
 
-
-def _redact(text, secret):
-    return text.replace(secret, "[redacted]") if secret else text

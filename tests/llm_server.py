@@ -8,7 +8,9 @@ in ``problems`` and answered with HTTP 400. It then answers like a vision
 model that names what it sees: the test images are flat colours, and the
 name is the colour most of them show ("Red things"). It can be told to
 answer slowly, with 429 + Retry-After, 500, malformed replies, or the same
-name for every cluster.
+name for every cluster, and to behave like a hostile or broken server: drip
+its reply, answer 200 with HTML or cut JSON, echo the API key, or name the
+cluster with invisible characters and markup.
 """
 
 import base64
@@ -51,7 +53,20 @@ class LLMServer:
     """Start with ``with LLMServer(key, model) as server:``; ``server.url`` is
     the base URL. Faults in ``faults`` are used up one per valid request, in
     arrival order: ("429", seconds), ("quota",), ("500",), ("malformed",),
-    ("not_json",), ("fenced",), ("slow", seconds)."""
+    ("fenced",), ("slow", seconds), and hostile ones:
+
+    - ("drip", seconds_per_byte): a good reply, status line and headers
+      included, sent one byte at a time;
+    - ("html_200",) (alias "not_json"): HTTP 200 with a text/html error page;
+    - ("truncated_json",): HTTP 200, application/json, the body cut in half;
+    - ("echo_key",): the API key the client sent, inside the name and the
+      description; ("echo_key", "description"): inside the description only;
+      ("echo_key", "error"): HTTP 500 whose message ends with it, from
+      character 181 on (across a cut at 200 characters);
+    - ("hostile_name",): name and description wrapped in a NUL, bidi
+      overrides, zero-width characters, <b>markup</b> and **markdown**,
+      which clean to the usual "Red things" and "Images that are mostly red.".
+    """
 
     def __init__(self, api_key, model, max_side=None, max_images=20, delay=0.0):
         self.api_key = api_key
@@ -176,6 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif server.delay:
             time.sleep(server.delay)
 
+        if kind == "echo_key" and fault[1:] == ("error",):
+            received.status = 500
+            return self._error(500, f"{'Upstream error. ' * 11}Key: {given}")
         if colour in server.failing or kind == "500":
             received.status = 500
             return self._error(500, "The server had an error while processing your request")
@@ -189,17 +207,26 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(429, "You exceeded your current quota",
                                code="insufficient_quota")
         received.status = 200
-        if kind == "not_json":
+        if kind in ("html_200", "not_json"):
             return self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
 
         name = server.fixed_name or f"{colour.capitalize()} things"
         description = server.fixed_description or f"Images that are mostly {colour}."
+        if kind == "echo_key":
+            if fault[1:] != ("description",):
+                name = f"{colour.capitalize()} {given}"
+            description = f"Images sent with the key {given}."
+        elif kind == "hostile_name":
+            name = (f"\u202e<b>**{colour.capitalize()}**</b>\x00\u200b "
+                    f"_things_\u2066\u200f")
+            description = (f"<i>Images</i> that\u200d are \u2067mostly\u2069 "
+                           f"[**{colour}**](http://example.com)\x1b.\u202c")
         reply = json.dumps({"name": name, "description": description})
         if kind == "malformed":
             reply = f"These look like {colour} things to me"
         elif kind == "fenced":
             reply = f"Here is the label:\n```json\n{reply}\n```\nHope this helps."
-        self._json(200, {
+        data = json.dumps({
             "id": f"chatcmpl-{len(server.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -212,7 +239,12 @@ class _Handler(BaseHTTPRequestHandler):
             }],
             "usage": {"prompt_tokens": 100 + 85 * len(images), "completion_tokens": 20,
                       "total_tokens": 120 + 85 * len(images)},
-        })
+        }).encode()
+        if kind == "truncated_json":
+            data = data[: len(data) // 2]
+        elif kind == "drip":
+            return self._drip(data, fault[1])
+        self._send(200, data, "application/json")
 
     def _error(self, status, message, code=None, headers=None):
         self._json(status, {"error": {"message": message, "type": "test", "code": code}},
@@ -220,6 +252,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _json(self, status, payload, headers=None):
         self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _drip(self, data, seconds_per_byte):
+        """A 200 JSON response written one byte at a time, headers included,
+        until the client hangs up."""
+        response = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+        try:
+            for i in range(len(response)):
+                self.wfile.write(response[i:i + 1])
+                time.sleep(seconds_per_byte)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _send(self, status, data, content_type, headers=None):
         try:

@@ -536,3 +536,63 @@ def test_delegated_run_without_the_key_in_its_process_fails_clearly(
     assert "OPENAI_API_KEY is not set" in str(result.error) + str(doc.result.error)
     assert snapshot(dataset) == before and server.requests == []
     dataset.delete()
+
+
+def test_a_server_that_echoes_the_key_gets_it_stored_nowhere(tmp_path, server, caplog):
+    caplog.set_level(logging.DEBUG)
+    dataset = painted(tmp_path, centers=2)
+    server.faults = [("echo_key",)] * 2 + [("echo_key", "description")] * 4
+    summary = label(dataset, server, concurrency=1, max_retries=3)
+    assert summary["num_named"] == 2
+    stored = json.dumps(dataset.get_run_info("run").serialize(), default=str)
+    stored += json.dumps(dataset.load_run_results("run", cache=False).serialize())
+    stored += json.dumps(dataset.values("run_cluster_label"))
+    assert KEY not in stored and KEY not in caplog.text and KEY not in json.dumps(summary)
+    assert "[redacted]" in stored  # the echoed description, key removed
+    dataset.delete()
+
+
+def test_hostile_names_are_stored_clean(tmp_path, server):
+    dataset = painted(tmp_path, centers=2)
+    server.faults = [("hostile_name",)] * 2
+    label(dataset, server, concurrency=1)
+    for entry in clusters(dataset).values():
+        assert entry["name"] in ("Red things", "Green things", "Red things (2)",
+                                 "Green things (2)"), entry["name"]
+        assert all(ch.isprintable() for ch in entry["name"] + entry["description"])
+        assert "<" not in entry["name"] and "*" not in entry["name"]
+    assert all(ch.isprintable() for v in dataset.values("run_cluster_label") for ch in v)
+    dataset.delete()
+
+
+def test_when_every_cluster_fails_no_label_field_is_written(tmp_path, server):
+    dataset = painted(tmp_path, centers=2)
+    server.failing = {"red", "green"}
+    with pytest.raises(UserError, match="No cluster could be named"):
+        label(dataset, server, max_retries=0)
+    dataset.reload()
+    assert not dataset.has_field("run_cluster_label")
+    config = dataset.get_run_info("run").config
+    assert config.labels["label_field"] is None and len(config.labels["failed"]) == 2
+    assert all("HTTP 500" in e["error"] for e in clusters(dataset).values())
+    assert operator("get_clustering_run_info")(dataset, "run")["failed"] == ["0", "1"]
+    dataset.delete()
+
+
+def test_a_second_naming_of_the_same_run_is_refused_while_the_first_runs(tmp_path, server):
+    import threading
+
+    dataset = painted(tmp_path, centers=2)
+    server.delay = 1.0
+    first = threading.Thread(target=label, args=(dataset, server), kwargs=dict(concurrency=1))
+    first.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(UserError, match="Run key 'run' is being written by another labeling"):
+            label(dataset, server)
+    finally:
+        first.join()
+    assert len(clusters(dataset)) == 2 and all(e["name"] for e in clusters(dataset).values())
+    dataset.delete()
