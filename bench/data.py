@@ -29,20 +29,21 @@ def blobs(n, d=512, k=50, seed=0, cluster_std=1.0):
     return X, y
 
 
-def dataset(n, d=512, k=50, seed=0):
-    """The persistent benchmark dataset for these parameters, built if needed."""
+def dataset(n, d=512, k=50, seed=0, persistent=True):
+    """The benchmark dataset for these parameters, built if needed; with
+    ``persistent=False`` a new temporary one (for the tests)."""
     import fiftyone as fo
     import fiftyone.core.utils as fou
     from bson import ObjectId
 
-    name = f"clusterlab-bench-{n}x{d}-k{k}-s{seed}"
-    if fo.dataset_exists(name):
+    name = f"clusterlab-bench-{n}x{d}-k{k}-s{seed}" if persistent else None
+    if persistent and fo.dataset_exists(name):
         ds = fo.load_dataset(name)
         if len(ds) == n and ds.has_field("embedding") and ds.has_field("truth"):
             return ds
         ds.delete()
     X, y = blobs(n, d, k, seed)
-    ds = fo.Dataset(name, persistent=True)
+    ds = fo.Dataset(name, persistent=persistent)
     ds.add_sample_field("embedding", fo.VectorField)
     ds.add_sample_field("truth", fo.StringField)
     coll = ds._sample_collection

@@ -98,6 +98,16 @@ def raw_batches(collection, path, batch_size):
         pipeline, batchSize=batch_size, allowDiskUse=True)
 
 
+def refresh_schema(dataset):
+    """Reloads ``dataset``'s document (schema, runs) from the database, so
+    a change saved next does not overwrite what another process saved."""
+    reload_doc = getattr(dataset, "_reload", None)
+    if reload_doc is not None and not public_only():
+        reload_doc(hard=True)
+    else:
+        dataset.reload()
+
+
 def refresh_samples(dataset):
     """Makes in-memory samples show values written to the database directly."""
     reload_docs = getattr(dataset, "_reload_docs", None)

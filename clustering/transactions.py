@@ -46,6 +46,16 @@ class RunBusyError(InputError):
     """Another process is writing this run key."""
 
 
+def failpoint(name):
+    """Dies here, as a SIGKILL would, when the environment names this point
+    (``CLUSTERLAB_FAILPOINT``): how the kill harness stops a process at an
+    exact point of a commit, where timing alone cannot aim."""
+    if os.environ.get("CLUSTERLAB_FAILPOINT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
@@ -166,7 +176,7 @@ class Transaction:
     def stage_ids(self, name, ids):
         """Stages sample ids (ObjectIds) compactly."""
         self.stage_array(name, np.frombuffer(b"".join(i.binary for i in ids),
-                                             dtype="S12"))
+                                             dtype="V12"))
         self._memory[name] = ids
 
     def stage_json(self, name, value):
@@ -188,6 +198,7 @@ class Transaction:
         """Records the plan ``steps`` as committed, then applies it; returns
         what the steps report (e.g. values written per field)."""
         journal, _ = _collections()
+        failpoint("staged")
         done = journal.update_one(
             {"_id": self._ids[0], "owner.token": self.token, "state": "running"},
             {"$set": {"state": "committed", "steps": steps, "applied": 0,
@@ -198,6 +209,7 @@ class Transaction:
                 "lease on the key (it was stalled longer than "
                 f"{LEASE_SECONDS} s and another process recovered the key).")
         self.committed = True
+        failpoint("committed")
         report = _apply(self.dataset, self.id, self._ids[0], steps, 0, self._memory)
         self.applied = True
         return report
@@ -328,7 +340,7 @@ def _load(tx_id, name, memory):
     if data[:6] != b"\x93NUMPY":
         return json.loads(data)
     array = np.load(io.BytesIO(data), allow_pickle=False)
-    if array.dtype == np.dtype("S12"):
+    if array.dtype == np.dtype("V12"):
         from bson import ObjectId
 
         return [ObjectId(bytes(b)) for b in array]
@@ -343,9 +355,13 @@ def _apply(dataset, tx_id, lease_id, steps, start, memory):
     journal, _ = _collections()
     context = dict(clock=time.perf_counter())
     for i in range(start, len(steps)):
+        # each step saves the dataset's document: start from what other
+        # processes saved, not from this process's copy
+        internals.refresh_schema(dataset)
         step = dict(steps[i])
         op = step.pop("op")
         load = lambda name: _load(tx_id, name, memory)  # noqa: E731
         context[i] = step_functions.APPLY[op](dataset, load, context, **step)
+        failpoint(f"step{i}")
         journal.update_one({"_id": lease_id}, {"$set": {"applied": i + 1}})
     return context

@@ -30,6 +30,7 @@ def ensure_field(dataset, field, kind, owner):
     import fiftyone as fo
 
     ftype = fo.StringField if kind == "str" else fo.FloatField
+    internals.refresh_schema(dataset)
     existing = dataset.get_field(field)
     if existing is not None and not isinstance(existing, ftype):
         dataset.delete_sample_field(field)
@@ -144,6 +145,7 @@ def _grouped_updates(ids, values, field, stamp):
 
 def delete_fields(dataset, names):
     """Deletes whichever of ``names`` exist on ``dataset``."""
+    internals.refresh_schema(dataset)
     existing = [n for n in names if n and dataset.has_sample_field(n)]
     if existing:
         dataset.delete_sample_fields(existing)
@@ -153,9 +155,10 @@ def rename_field(dataset, old, new, owner):
     """Renames field ``old`` to ``new`` (done already if only ``new``
     exists; never over an existing ``new``) and marks it as owned by run
     ``owner``."""
+    internals.refresh_schema(dataset)
     if dataset.has_sample_field(old) and not dataset.has_sample_field(new):
         dataset.rename_sample_field(old, new)
-        dataset.reload()
+        internals.refresh_schema(dataset)
     field = dataset.get_field(new)
     if field is not None and (field.info or {}).get(OWNER_INFO) != owner:
         field.info = dict(field.info or {}, **{OWNER_INFO: owner})

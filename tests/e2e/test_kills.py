@@ -1,0 +1,228 @@
+"""Processes killed with SIGKILL in the middle of their work.
+
+A child process runs an operator on a dataset big enough that each stage
+takes a second or more, and is killed: while a stage runs (timed by the
+progress bar it prints), or at an exact point of the commit, where it kills
+itself (``CLUSTERLAB_FAILPOINT``). After each kill, the next call of the
+plugin must leave the dataset consistent: the old run or the new one,
+whole; every target sample with a value; nothing staged left; the key
+usable again.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import fiftyone as fo
+from conftest import REPO, operator, plugin_module
+
+from .conftest import child_env
+
+pytestmark = pytest.mark.e2e
+
+UserError = plugin_module("clustering.params").UserError
+N, D, K = 100_000, 64, 12
+CHILD = """
+import json, sys
+import fiftyone as fo
+import fiftyone.operators as foo
+
+args = json.loads(sys.argv[1])
+dataset = fo.load_dataset(args.pop("dataset"))
+name = args.pop("operator")
+foo.get_operator("@clusterlab/clustering/" + name)(dataset, **args)
+print("FINISHED", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def big():
+    sys.path.insert(0, REPO)
+    from bench import data
+
+    dataset = data.dataset(N, D, K, seed=3, persistent=False)
+    yield dataset
+    dataset.delete()
+
+
+class Child:
+    """A process running one operator call, its stderr (the progress bar)
+    collected as it comes."""
+
+    def __init__(self, dataset, operator_name, failpoint=None, env=None, **params):
+        args = dict(params, dataset=dataset.name, operator=operator_name)
+        extra = dict(env or {})
+        if failpoint:
+            extra["CLUSTERLAB_FAILPOINT"] = failpoint
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, json.dumps(args)], env=child_env(**extra),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.err = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for chunk in iter(lambda: self.process.stderr.read(1), ""):
+            self.err += chunk
+
+    def kill_when(self, stage, after=0.0, timeout=120):
+        """SIGKILLs the process ``after`` seconds into ``stage``."""
+        deadline = time.monotonic() + timeout
+        while f"% {stage}" not in self.err:
+            assert self.process.poll() is None, f"ended before {stage}: {self.err[-2000:]}"
+            assert time.monotonic() < deadline, f"never reached {stage}"
+            time.sleep(0.01)
+        time.sleep(after)
+        assert self.process.poll() is None, f"ended during {stage}: {self.err[-2000:]}"
+        self.process.send_signal(signal.SIGKILL)
+        return self.wait()
+
+    def kill_on(self, condition, timeout=120):
+        """SIGKILLs the process as soon as ``condition()`` holds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.process.poll() is None, f"ended first: {self.err[-2000:]}"
+            assert time.monotonic() < deadline, "the condition never held"
+            time.sleep(0.005)
+        self.process.send_signal(signal.SIGKILL)
+        return self.wait()
+
+    def wait(self):
+        code = self.process.wait(timeout=300)
+        self._reader.join(timeout=10)
+        return code
+
+
+def compute(dataset, key, k, **params):
+    """Runs compute_clusters in this process (the harness's "next call")."""
+    return operator("compute_clusters")(
+        dataset, run_key=key, embeddings="embedding", method="kmeans",
+        kmeans__n_clusters=k, kmeans__n_init=1, reduce="none", random_state=0,
+        progress=False, **params)
+
+
+def child_compute(dataset, key, k, failpoint=None, **params):
+    return Child(dataset, "compute_clusters", failpoint=failpoint, run_key=key,
+                 embeddings="embedding", method="kmeans", kmeans__n_clusters=k,
+                 kmeans__n_init=2, reduce="none", random_state=0, progress=True, **params)
+
+
+def staged_left():
+    from fiftyone.core.odm import get_db_conn
+
+    db = get_db_conn()
+    return db.clusterlab_staged.count_documents({}), db.clusterlab_transactions.count_documents({})
+
+
+def state(dataset, key):
+    """What the next call of the plugin shows: ``None`` when the key has no
+    run, else ``(n_clusters, distance_field)``, after checking that the run
+    and its fields agree and that nothing staged is left."""
+    try:
+        info = operator("get_clustering_run_info")(dataset, key)
+    except UserError as e:
+        assert "has no run" in str(e)
+        info = None
+    dataset.reload()
+    if info is None:
+        assert key not in dataset.list_runs()
+        assert not dataset.has_field(f"{key}_cluster"), "a field without its run"
+        assert not dataset.has_field(f"{key}_dist"), "a field without its run"
+        result = None
+    else:
+        config = info["config"]
+        counts = dataset.count_values(config["cluster_field"])
+        counts.pop(None, None)
+        assert {c["id"]: c["size"] for c in info["clusters"]} == counts
+        assert sum(counts.values()) == config["num_samples"] == N  # every sample
+        if config["distance_field"]:
+            assert dataset.exists(config["distance_field"]).count() == N
+        result = (config["params"]["n_clusters"], config["distance_field"])
+    assert not [f for f in dataset.get_field_schema() if f.startswith("clusterlab_")]
+    assert staged_left() == (0, 0)
+    return result
+
+
+@pytest.mark.parametrize("stage,after", [("read", 0.3), ("fit", 0.5), ("write", 0.0)])
+def test_new_run_killed_during_a_stage_leaves_no_trace(big, stage, after):
+    child = child_compute(big, "fresh", 5)
+    assert child.kill_when(stage, after) == -signal.SIGKILL
+    assert state(big, "fresh") is None
+    compute(big, "fresh", 4)  # the key is usable again
+    assert state(big, "fresh") == (4, None)
+    operator("delete_clustering_run")(big, "fresh")
+
+
+@pytest.mark.parametrize("failpoint,whole", [
+    ("staged", None),         # staged, not committed: rolled back
+    ("committed", (5, "new_dist")),   # committed, nothing applied: rolled forward
+    ("step0", (5, "new_dist")),       # cluster field written
+    ("step1", (5, "new_dist")),       # distance field written
+    ("step3", (5, "new_dist")),       # run registered, journal not yet cleared
+])
+def test_new_run_killed_inside_the_commit(big, failpoint, whole):
+    child = child_compute(big, "new", 5, failpoint=failpoint, distance_field="new_dist")
+    assert child.wait() == -signal.SIGKILL, child.err[-2000:]
+    assert state(big, "new") == whole
+    compute(big, "new", 3, overwrite=True)
+    assert state(big, "new") == (3, None)
+    operator("delete_clustering_run")(big, "new")
+
+
+def test_new_run_killed_while_its_field_is_half_written(big):
+    def half_written():
+        count = big._sample_collection.count_documents({"half_cluster": {"$exists": True}})
+        return 0 < count < N
+
+    child = child_compute(big, "half", 6)
+    assert child.kill_on(half_written) == -signal.SIGKILL
+    assert state(big, "half") == (6, None)  # the commit was recorded: completed
+    operator("delete_clustering_run")(big, "half")
+
+
+@pytest.mark.parametrize("failpoint,whole", [
+    ("staged", (4, "old_dist")),      # the old run, untouched
+    ("committed", (7, None)),         # the new run, whole
+    ("step0", (7, None)),
+    ("step1", (7, None)),             # the old run's extra field deleted
+])
+def test_overwrite_killed_inside_the_commit(big, failpoint, whole):
+    compute(big, "old", 4, distance_field="old_dist")
+    child = child_compute(big, "old", 7, failpoint=failpoint, overwrite=True)
+    assert child.wait() == -signal.SIGKILL, child.err[-2000:]
+    assert state(big, "old") == whole
+    operator("delete_clustering_run")(big, "old")
+
+
+def test_overwrite_killed_while_the_field_is_rewritten(big):
+    compute(big, "over", 4)
+    before = big.values("over_cluster")
+
+    def rewriting():
+        # the old values are being replaced: some samples lost theirs
+        return big._sample_collection.count_documents(
+            {"over_cluster": {"$exists": True}}) < N
+
+    child = child_compute(big, "over", 8, overwrite=True)
+    assert child.kill_on(rewriting) == -signal.SIGKILL
+    assert state(big, "over") == (8, None)
+    assert big.values("over_cluster") != before
+    operator("delete_clustering_run")(big, "over")
+
+
+def test_a_killed_writer_does_not_hold_the_key(big):
+    """Killed holding the lease: the next writer recovers it at once (the
+    dead process is gone from this host), without waiting for expiry."""
+    child = child_compute(big, "lease", 5)
+    child.kill_when("fit", 0.2)
+    started = time.monotonic()
+    compute(big, "lease", 3)
+    assert time.monotonic() - started < 60
+    assert state(big, "lease") == (3, None)
+    operator("delete_clustering_run")(big, "lease")
