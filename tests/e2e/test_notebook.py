@@ -1,0 +1,175 @@
+"""The README's Python examples under "Operators", run in order in a real
+Jupyter kernel of this environment: the notebook door, where an event loop is
+running and ``foo.execute_operator`` returns an asyncio Task, not a result.
+The executed notebook is saved to tests/artifacts/readme-notebook.ipynb."""
+
+import os
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import REPO, URI, plugin_module
+from llm_server import COLOURS, LLMServer
+
+from . import notebook
+from .conftest import ARTIFACTS, child_env
+
+SECTION = "## Operators"
+SAVED = os.path.join(ARTIFACTS, "readme-notebook.ipynb")
+KEY = "sk-notebook-" + uuid.uuid4().hex
+CONTEXT = "photos from real-estate listings"  # what the README's labeling example says
+CLUSTERS = 20  # what the README's compute_clusters example asks for
+
+# The README's examples take "my-dataset" with an embeddings field
+# "clip_embeddings" and ask k-means for 20 clusters. The setup makes it:
+# 400 samples in 20 Gaussian blobs of 8-d vectors (8-d so that preparation is
+# only normalisation, no UMAP: the door is under test here, not the
+# algorithms), each with a flat-colour image of its blob for the labeling
+# example, and 20 more samples from the same blobs kept aside for the
+# assign example. ``record_run`` makes runs the examples assume exist
+# (run_a, run_b) by awaiting FiftyOne's Task, which does not go through the
+# plugin's ``__call__``.
+
+
+def setup_cell(images):
+    """The setup cell's code; the images are written to ``images``."""
+    return f'''
+import numpy as np
+from PIL import Image
+from sklearn.datasets import make_blobs
+
+import fiftyone as fo
+import fiftyone.operators as foo
+
+N, NEW, K = 400, 20, {CLUSTERS}
+IMAGES = {images!r}
+X, blob = make_blobs(n_samples=N + NEW, n_features=8, centers=K, cluster_std=0.5,
+                     random_state=0)
+PALETTE = {list(COLOURS.values())!r}
+
+
+def make_sample(i):
+    """Sample ``i``: its embedding, its blob and a flat-colour image of its blob."""
+    path = f"{{IMAGES}}/{{i}}.png"
+    colour = PALETTE[blob[i] % len(PALETTE)]
+    Image.fromarray(np.full((24, 32, 3), colour, np.uint8)).save(path)
+    return fo.Sample(filepath=path, clip_embeddings=X[i].tolist(), blob=int(blob[i]))
+
+
+async def record_run(dataset, run_key, **params):
+    """Records a k-means run by awaiting FiftyOne's own notebook result."""
+    result = await foo.execute_operator(
+        "{URI}compute_clusters", dict(dataset=dataset),
+        params=dict(run_key=run_key, embeddings="clip_embeddings", method="kmeans",
+                    random_state=0, **params))
+    result.raise_exceptions()
+
+
+fo.Dataset("my-dataset").add_samples([make_sample(i) for i in range(N)], progress=False)
+new_samples = [make_sample(i) for i in range(N, N + NEW)]
+'''
+
+STEPS = [
+    notebook.Step('fo.load_dataset("my-dataset")', check='''
+assert len(dataset) == N
+assert compute_clusters.uri == "@clusterlab/clustering/compute_clusters"
+'''),
+    notebook.Step("summary = compute_clusters(", check='''
+assert isinstance(summary, dict), f"compute_clusters returned {summary!r}, not the run summary"
+assert summary["num_clusters"] == K and summary["num_samples"] == N, summary
+counts = dataset.count_values("clip_kmeans_cluster")
+assert sorted(counts, key=int) == [str(i) for i in range(K)], counts
+assert summary["sizes"] == sorted(counts.values(), reverse=True) and sum(summary["sizes"]) == N
+assert len(view) == counts["0"] == max(counts.values())
+assert "clip_kmeans" in dataset.list_runs()
+'''),
+    notebook.Step("get_clustering_run_info", check='''
+assert isinstance(info, dict), f"get_clustering_run_info returned {info!r}, not the run's info"
+assert info["run_key"] == "clip_kmeans" and info["config"]["method"] == "kmeans"
+assert info["config"]["params"]["n_clusters"] == K
+assert info["config"]["embeddings_field"] == "clip_embeddings"
+assert [c["size"] for c in info["clusters"]] == summary["sizes"]
+'''),
+    notebook.Step("load_run_results", check='''
+config = dataset.get_run_info("clip_kmeans").config
+assert config.method == "kmeans" and config.cluster_field == "clip_kmeans_cluster"
+assert config.num_samples == N and config.num_skipped == 0
+assert [c["id"] for c in results.clusters] == [str(i) for i in range(K)]
+assert [c["size"] for c in results.clusters] == summary["sizes"]
+assert list(results.timings) == ["read", "prepare", "fit", "measure", "write", "total"]
+'''),
+    notebook.Step("rename_clustering_run", check='''
+assert not {"clip_kmeans", "clip_k20"} & set(dataset.list_runs()), dataset.list_runs()
+assert not {"clip_kmeans_cluster", "clip_k20_cluster"} & set(dataset.get_field_schema())
+'''),
+    notebook.Step("compare_clustering_runs", before='''
+await record_run(dataset, "run_a", kmeans__n_clusters=20)
+await record_run(dataset, "run_b", kmeans__n_clusters=10)
+''', check='''
+assert isinstance(cmp, dict), f"compare_clustering_runs returned {cmp!r}, not the comparison"
+assert cmp["num_samples"] == N and 0 < cmp["ari"] <= 1 and 0 < cmp["nmi"] <= 1, cmp
+assert [row["cluster_a"] for row in cmp["mapping"]] == [str(i) for i in range(K)]
+assert {row["cluster_b"] for row in cmp["mapping"]} <= set(dataset.distinct("run_b_cluster"))
+'''),
+    # the README deleted clip_kmeans in its rename/delete example: record it
+    # again, then add samples it has not clustered
+    notebook.Step("assign_to_clusters", before='''
+await record_run(dataset, "clip_kmeans", kmeans__n_clusters=20)
+new_ids = dataset.add_samples(new_samples, progress=False)
+''', check='''
+assert isinstance(_, dict) and _["num_assigned"] == NEW, f"assign_to_clusters returned {_!r}"
+clusters_of_blob = {}
+for b, c in zip(*dataset.exclude(new_ids).values(["blob", "clip_kmeans_cluster"])):
+    clusters_of_blob.setdefault(b, set()).add(c)
+for b, c in zip(*dataset.select(new_ids).values(["blob", "clip_kmeans_cluster"])):
+    assert c in clusters_of_blob[b], (b, c, clusters_of_blob[b])
+assignments = dataset.load_run_results("clip_kmeans", cache=False).assignments
+assert assignments[-1]["num_assigned"] == NEW
+'''),
+    notebook.Step("label_clusters_with_llm", check='''
+names = [c.get("name") for c in dataset.load_run_results("clip_kmeans", cache=False).clusters]
+assert all(names) and len(set(names)) == K, names
+labels = dataset.count_values("clip_kmeans_cluster_label")
+assert set(labels) == set(names) and sum(labels.values()) == N + NEW, labels
+assert _ == labels, f"the README cell showed {_!r}"
+'''),
+]
+
+
+@pytest.mark.e2e
+def test_readme_operators_run_in_a_jupyter_kernel(tmp_path, monkeypatch):
+    """Every example gives a notebook user the result the README promises;
+    the simulated vision model answers on 127.0.0.1."""
+    import fiftyone as fo
+
+    fo.list_datasets()  # the database service runs while this process is connected
+    with open(os.path.join(REPO, "README.md")) as f:
+        blocks = notebook.python_blocks(f.read(), SECTION)
+    images = tmp_path / "images"
+    images.mkdir()
+    nb = notebook.build(setup_cell(str(images)), blocks, STEPS, "README.md")
+
+    jupyter = tmp_path / "jupyter"
+    kernel = "clusterlab-tests"
+    notebook.write_kernelspec(str(jupyter), kernel, sys.executable)
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(jupyter / "runtime"))
+
+    model = plugin_module("labeling.request").DEFAULT_MODEL
+    with LLMServer(KEY, model) as server:
+        env = child_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url,
+                        IPYTHONDIR=str(tmp_path / "ipython"))
+        start, failure = time.monotonic(), None
+        try:
+            notebook.execute(nb, kernel, env, str(tmp_path), timeout=600)
+        except notebook.NotebookFailed as e:
+            failure = str(e)
+        finally:
+            notebook.save(nb, SAVED)
+            print(f"notebook ran {time.monotonic() - start:.1f} s; saved to {SAVED}")
+    if failure:
+        pytest.fail(f"{failure}\n(executed notebook: {SAVED})", pytrace=False)
+    assert server.problems == []
+    assert len(server.requests) == CLUSTERS and all(CONTEXT in r.text for r in server.requests)
