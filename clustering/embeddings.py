@@ -71,6 +71,12 @@ def check_field(collection, path, param=EMBEDDINGS):
     if not path:
         raise param.error("is required: name the sample field that holds the "
                           "embedding vectors.")
+    if isinstance(path, str) and _inside_list_or_label(collection, path):
+        raise param.error(
+            f"names '{path}', which holds vectors of labels (e.g. one per "
+            "detected object), not one vector per sample; compute_clusters "
+            "clusters samples, and clustering object patches is not supported "
+            f"yet. Choose a sample-level vector field: {choices}.")
     if not isinstance(path, str) or collection.get_field(path) is None:
         raise param.error(
             f"names field {path!r}, which does not exist on dataset "
@@ -79,12 +85,6 @@ def check_field(collection, path, param=EMBEDDINGS):
             f"one of: {choices}.")
     if path in vector_fields(collection):
         return
-    if _inside_list_or_label(collection, path):
-        raise param.error(
-            f"names field '{path}', which holds vectors of labels (e.g. one per "
-            "detected object), not one vector per sample; compute_clusters "
-            "clusters samples, and clustering object patches is not supported "
-            f"yet. Choose a sample-level vector field: {choices}.")
     kind = type(collection.get_field(path)).__name__
     raise param.error(
         f"names field '{path}', which is a {kind}, not a vector field. Choose a "

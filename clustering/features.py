@@ -19,6 +19,7 @@ search several times faster.
 
 import numpy as np
 
+from .methods import SMALL_TARGET
 from .params import Param
 
 # UMAP costs seconds up to this size and markedly improves centroid methods;
@@ -31,9 +32,6 @@ LOW_DIM = 10
 UMAP_SETTINGS = dict(n_neighbors=50, min_dist=0.0, metric="euclidean",
                      set_op_mix_ratio=0.0)
 PRE_PCA = 50
-# Below this many samples UMAP is not used by default: its neighbour graph
-# needs more points than the 50 neighbours it looks at to mean anything.
-UMAP_MIN_SAMPLES = 100
 # Up to this size UMAP gets exact neighbours from a brute-force search (6 s
 # at 50k x 50-d) instead of pynndescent, whose approximate search must be
 # compiled anew in every process (~12 s: its functions take the distance
@@ -55,8 +53,8 @@ def resolve(settings, method, n_samples, dim):
     """Turns ``auto`` choices into the concrete preparation for this data.
 
     Components are bounded by the samples (PCA and UMAP need fewer
-    components than samples), and UMAP is left out below
-    UMAP_MIN_SAMPLES, where a neighbour graph says little.
+    components than samples), and UMAP is left out below SMALL_TARGET
+    samples: a graph of 50 neighbours says little about so few points.
     """
     normalize = settings["normalize"]
     if normalize is None:
@@ -65,7 +63,7 @@ def resolve(settings, method, n_samples, dim):
     if reduce == "auto":
         wants_umap = method.noise or n_samples <= UMAP_AUTO_MAX_SAMPLES
         reduce = "umap" if (dim > LOW_DIM and wants_umap
-                            and n_samples >= UMAP_MIN_SAMPLES) else "none"
+                            and n_samples >= SMALL_TARGET) else "none"
     n_components = settings["n_components"]
     if reduce == "none":
         n_components = None

@@ -145,17 +145,22 @@ def _sklearn(name):
 
 
 def default_min_cluster_size(n_samples):
-    """2.5% of the samples within [15, 50], at most a fifth of them (so 10
-    samples can form clusters), never below 2."""
-    return max(2, min(int(np.clip(round(0.025 * n_samples), 15, 50)), n_samples // 5))
+    """2.5% of the samples within [15, 50] and at most a fifth of them; a
+    tenth of them (at least 2) below SMALL_TARGET samples."""
+    if n_samples < SMALL_TARGET:
+        return max(2, n_samples // 10)
+    return min(int(np.clip(round(0.025 * n_samples), 15, 50)), n_samples // 5)
 
 
 def _fit_hdbscan(X, p, random_state):
     import hdbscan
 
     min_cluster_size = p["min_cluster_size"] or default_min_cluster_size(len(X))
+    # below SMALL_TARGET samples, densities estimated from min_cluster_size
+    # neighbours are all alike and every point is noise; one neighbour is not
+    min_samples = p["min_samples"] or (min_cluster_size if len(X) >= SMALL_TARGET else 1)
     model = hdbscan.HDBSCAN(
-        min_cluster_size=min_cluster_size, min_samples=p["min_samples"],
+        min_cluster_size=min_cluster_size, min_samples=min_samples,
         max_cluster_size=p["max_cluster_size"] or 0,
         cluster_selection_epsilon=p["cluster_selection_epsilon"],
         cluster_selection_method=p["cluster_selection_method"],
@@ -163,7 +168,7 @@ def _fit_hdbscan(X, p, random_state):
         core_dist_n_jobs=-1,
     ).fit(X)
     return Fit(model.labels_, strengths=model.probabilities_,
-               params={"min_cluster_size": min_cluster_size})
+               params={"min_cluster_size": min_cluster_size, "min_samples": min_samples})
 
 
 def _fit_kmedoids(X, p, random_state):
@@ -179,6 +184,9 @@ def _fit_kmedoids(X, p, random_state):
 # Bounds on what multiplies work: each is far beyond useful values, and
 # keeps a typo from running for hours.
 MAX_CLUSTERS = 10_000
+# Targets this small get defaults of their own: HDBSCAN's min_samples, and
+# no UMAP in the default preparation (see features.resolve).
+SMALL_TARGET = 100
 MAX_SWEEP_K = 100
 MAX_ITER = 10_000
 
@@ -259,11 +267,12 @@ METHODS = {m.name: m for m in (
         "outliers as noise (-1).",
         (
             Param("min_cluster_size", int, None, "Smallest group counted as a cluster",
-                  low=2, empty="2.5% of the samples, at least 15 and at most 50, "
-                  "and at most a fifth of the samples"),
+                  low=2, empty="2.5% of the samples, at least 15 and at most 50 "
+                  f"(a tenth of them below {SMALL_TARGET} samples)"),
             Param("min_samples", int, None,
                   "Neighbours that make a point a core point; higher is more "
-                  "conservative", low=1, high=1000, empty="min_cluster_size"),
+                  "conservative", low=1, high=1000,
+                  empty=f"min_cluster_size (1 below {SMALL_TARGET} samples)"),
             Param("max_cluster_size", int, None, "Largest cluster allowed",
                   low=2, empty="no limit"),
             Param("cluster_selection_epsilon", float, 0.0,

@@ -154,6 +154,11 @@ def _run(collection, dataset, request, tx, report):
 
     sizes, noise = [int(s) for s in measured.sizes], noise
     num_lost = len(emb.ids) - written
+    num_added = collection.exists(request.embeddings).exists(
+        request.cluster_field, False).count()
+    if num_added:
+        notes.append(f"{num_added:,} samples added while the run computed have no "
+                     "cluster; assign_to_clusters gives them one.")
     if num_lost:
         stored = dataset.load_run_results(request.run_key, cache=False)
         sizes = [c["size"] for c in stored.clusters]
@@ -173,6 +178,7 @@ def _run(collection, dataset, request, tx, report):
         num_samples=written,
         num_skipped=emb.num_skipped,
         num_lost=num_lost,
+        num_added=num_added,
         k_chosen_automatically=sweep is not None,
         params=config["params"],
         prepare=prepare,
