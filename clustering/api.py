@@ -21,8 +21,11 @@ class Result(dict):
 
 
 def _recovered(collection):
+    """The target's dataset, as the database holds it now (another process
+    may have changed its runs), after finishing what a crash left."""
     dataset = internals.root_dataset(collection)
     transactions.recover(dataset)
+    internals.refresh_schema(dataset)
     return dataset
 
 

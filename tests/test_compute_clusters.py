@@ -93,6 +93,7 @@ def test_every_declared_parameter_is_recorded_and_reaches_the_method(blob_datase
         "link_single_cluster")
 
 
+@pytest.mark.smoke
 def test_tutorial_flow_two_runs_side_by_side(digits):
     """The FiftyOne clustering tutorial's steps, as written."""
     compute = operator("compute_clusters")
@@ -182,6 +183,7 @@ def test_view_target_and_samples_without_embeddings():
     dataset.delete()
 
 
+@pytest.mark.smoke
 def test_delegated_run_reports_progress():
     blob_dataset = blob_dataset_of(8000, 64, centers=4, seed=3)
     queued = operator("compute_clusters")(

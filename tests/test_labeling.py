@@ -93,6 +93,7 @@ def cluster_of(dataset, cluster_id):
     return dataset.match(fo.ViewField("run_cluster") == cluster_id)
 
 
+@pytest.mark.smoke
 def test_happy_path_names_every_cluster(tmp_path, server):
     dataset = painted(tmp_path)
     ids_before = dataset.values("run_cluster")
@@ -478,6 +479,7 @@ def _launch_delegated(env):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.smoke
 def test_delegated_run_under_fiftyone_delegated_launch(tmp_path, server, monkeypatch):
     dataset = painted(tmp_path)
     server.delay = 0.2

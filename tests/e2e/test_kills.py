@@ -10,7 +10,6 @@ usable again.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,11 +17,12 @@ import threading
 import time
 
 import pytest
+from bson import ObjectId
 
-import fiftyone as fo
 from conftest import REPO, operator, plugin_module
+from llm_server import LLMServer
 
-from .conftest import child_env
+from .conftest import child_env, cli_path
 
 pytestmark = pytest.mark.e2e
 
@@ -226,3 +226,110 @@ def test_a_killed_writer_does_not_hold_the_key(big):
     assert time.monotonic() - started < 60
     assert state(big, "lease") == (3, None)
     operator("delete_clustering_run")(big, "lease")
+
+
+def test_two_processes_race_for_one_key(big):
+    first, second = child_compute(big, "race", 5), child_compute(big, "race", 6)
+    codes = [first.wait(), second.wait()]
+    assert sorted(codes) == [0, 1], (codes, first.err[-1500:], second.err[-1500:])
+    loser = (first, second)[codes.index(1)]
+    assert ("Run key 'race' is being written by another clustering run (process" in loser.err
+            or "'race' already exists" in loser.err), loser.err[-1500:]
+    winner_k = 5 if codes[0] == 0 else 6
+    assert state(big, "race") == (winner_k, None)
+    operator("delete_clustering_run")(big, "race")
+
+
+def test_assignment_killed_inside_its_commit(big):
+    view = big.limit(N - 5000)
+    operator("compute_clusters")(view, run_key="asg", embeddings="embedding", method="kmeans",
+                                 kmeans__n_clusters=4, reduce="none", progress=False)
+    for failpoint in ("staged", "committed", "step0"):
+        child = Child(big, "assign_to_clusters", failpoint=failpoint, run_key="asg")
+        assert child.wait() == -signal.SIGKILL, child.err[-1500:]
+        info = operator("get_clustering_run_info")(big, "asg")  # the next call
+        assigned = big.exists("asg_cluster").count()
+        log = getattr(big.load_run_results("asg", cache=False), "assignments", None) or []
+        if failpoint == "staged":
+            assert assigned == N - 5000 and log == []
+        else:
+            assert assigned == N and [e["num_assigned"] for e in log] == [5000]
+            break
+    assert staged_left() == (0, 0) and info["run_key"] == "asg"
+    operator("delete_clustering_run")(big, "asg")
+
+
+KEY = "sk-kills-" + ObjectId().binary.hex()
+MODEL = "vision-kills"
+
+
+@pytest.mark.parametrize("failpoint", [None, "committed"])
+def test_labeling_killed_mid_naming_or_inside_its_commit(digits, failpoint):
+    operator("compute_clusters")(digits, run_key="named_k", embeddings="pixels",
+                                 method="kmeans", kmeans__n_clusters=8, reduce="none",
+                                 random_state=0, progress=False)
+    with LLMServer(KEY, MODEL, delay=0.4) as server:
+        env = dict(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url)
+        child = Child(digits, "label_clusters_with_llm", failpoint=failpoint, env=env,
+                      run_key="named_k", model=MODEL, concurrency=1, delegate=False,
+                      max_image_size=64)
+        if failpoint:
+            assert child.wait() == -signal.SIGKILL, child.err[-1500:]
+        else:
+            assert child.kill_on(lambda: len(server.requests) >= 3) == -signal.SIGKILL
+    info = operator("get_clustering_run_info")(digits, "named_k")  # the next call
+    names = [c["name"] for c in info["clusters"]]
+    digits.reload()
+    if failpoint:  # committed: every name, on the run and on the samples
+        assert all(names) and digits.has_field("named_k_cluster_label")
+        for c in info["clusters"]:
+            view = digits.match({"named_k_cluster": c["id"]})
+            assert set(view.values("named_k_cluster_label")) == {c["name"]}
+    else:  # killed before its commit: the run as it was, no label field
+        assert not any(names) and not digits.has_field("named_k_cluster_label")
+    assert staged_left() == (0, 0)
+    operator("delete_clustering_run")(digits, "named_k")
+
+
+def launch(env=None):
+    """``fiftyone delegated launch`` as its own process."""
+    return subprocess.Popen([cli_path(), "delegated", "launch"], env=child_env(**(env or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(service, op_id, states, timeout=240):
+    deadline = time.monotonic() + timeout
+    while service.get(op_id).run_state not in states:
+        assert time.monotonic() < deadline, service.get(op_id).run_state
+        time.sleep(0.1)
+    return service.get(op_id)
+
+
+def test_a_killed_launcher_then_a_new_one(big):
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    service = DelegatedOperationService()
+    compute_op = operator("compute_clusters")
+    first = compute_op(big, run_key="deleg", embeddings="embedding", method="kmeans",
+                       kmeans__n_clusters=5, reduce="none", delegate=True)
+    launcher = launch(dict(CLUSTERLAB_FAILPOINT="step0"))  # dies inside the write
+    try:
+        assert launcher.wait(timeout=240) == -signal.SIGKILL
+    finally:
+        launcher.kill()
+    assert service.get(first.id).run_state == "running"  # FiftyOne cannot know
+
+    second = compute_op(big, run_key="deleg", embeddings="embedding", method="kmeans",
+                        kmeans__n_clusters=3, reduce="none", overwrite=True, delegate=True)
+    launcher = launch()
+    try:
+        done = wait_for(service, second.id, ("completed", "failed"))
+    finally:
+        launcher.terminate()
+        output, _ = launcher.communicate(timeout=60)
+    assert done.run_state == "completed", (done.result, output[-2000:])
+    killed = service.get(first.id)
+    assert killed.run_state == "failed"
+    assert "stopped (killed or lost) while writing run 'deleg'" in str(killed.result.error)
+    assert state(big, "deleg") == (3, None)
+    operator("delete_clustering_run")(big, "deleg")
