@@ -1,9 +1,12 @@
 """The demo: cluster scikit-learn's 1,797 handwritten digits in FiftyOne.
 
-Writes the digits as PNG files, builds a persistent dataset with each
-image's 64 pixel values as the ``pixels`` embedding and the true digit as
-``ground_truth``, runs ``compute_clusters`` through the operator, prints the
-clusters, and opens the App with the plugin loaded. Needs no internet.
+Installs this repository as a plugin in FiftyOne's plugins directory (so
+any Python, notebook or ``fiftyone delegated launch`` of this environment
+finds it), writes the digits as PNG files, builds a persistent dataset with
+each image's 64 pixel values as the ``pixels`` embedding and the true digit
+as ``ground_truth``, runs ``compute_clusters`` (seeded: the same clusters at
+every run), prints the clusters, and opens the App with scheduling enabled
+for ``fiftyone delegated launch``. Needs no internet.
 
     python demo/digits.py [--no-app] [--rebuild] [--method hdbscan]
 """
@@ -15,6 +18,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATASET = "clusterlab-digits"
 RUN_KEY = "digits"
+PLUGIN = "@clusterlab/clustering"
 
 
 def link_plugin(plugins_dir):
@@ -27,6 +31,24 @@ def link_plugin(plugins_dir):
             os.remove(link)
         os.symlink(REPO, link)
     os.environ["FIFTYONE_PLUGINS_DIR"] = plugins_dir
+
+
+def install_plugin():
+    """Links this repository into FiftyOne's plugins directory
+    (``fo.config.plugins_dir``, ``~/fiftyone/__plugins__`` unless set), as
+    ``fiftyone plugins download`` would place it; returns the directory. An
+    installed copy of the plugin elsewhere in it is left alone."""
+    import fiftyone as fo
+    import fiftyone.plugins as fop
+
+    plugins_dir = fo.config.plugins_dir
+    found = [p for p in fop.list_plugins(enabled="all") if p.name == PLUGIN]
+    elsewhere = [p for p in found if os.path.realpath(p.directory) != REPO]
+    if elsewhere:
+        print(f"Using the {PLUGIN} already installed in {elsewhere[0].directory}")
+        return plugins_dir
+    link_plugin(plugins_dir)
+    return plugins_dir
 
 
 def write_images(data_dir):
@@ -92,16 +114,20 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=5151)
     args = parser.parse_args(argv)
 
-    link_plugin(os.path.join(REPO, ".plugins"))
+    # the App offers Schedule for `fiftyone delegated launch` (FiftyOne's
+    # legacy orchestrator); set before FiftyOne reads its config
+    os.environ.setdefault("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")
     import fiftyone as fo
     import fiftyone.operators as foo
 
+    plugins_dir = install_plugin()
+    print(f"Plugin {PLUGIN} installed in {plugins_dir}")
     dataset = build_dataset(rebuild=args.rebuild)
     print(f"Dataset '{dataset.name}': {len(dataset)} digit images")
-    compute = foo.get_operator("@clusterlab/clustering/compute_clusters")
+    compute = foo.get_operator(f"{PLUGIN}/compute_clusters")
     summary = compute(
         dataset, run_key=RUN_KEY, embeddings="pixels", method=args.method,
-        ground_truth="ground_truth", overwrite=True,
+        ground_truth="ground_truth", overwrite=True, random_state=0,
     )
     print(summary["summary"].replace("**", "").replace("`", ""))
     print_clusters(dataset, summary["cluster_field"])
@@ -109,7 +135,8 @@ def main(argv=None):
     if args.no_app:
         return 0
     print(f"\nOpening the App at http://localhost:{args.port} (Ctrl-C to stop); "
-          "press ` and type compute_clusters to cluster again.")
+          "press ` and type compute_clusters to cluster again. To run what you "
+          "schedule there: .venv/bin/fiftyone delegated launch")
     session = fo.launch_app(dataset, port=args.port, auto=False)
     session.wait(-1)
     return 0

@@ -85,6 +85,11 @@ assert summary["sizes"] == sorted(counts.values(), reverse=True) and sum(summary
 assert len(view) == counts["0"] == max(counts.values())
 assert "clip_kmeans" in dataset.list_runs()
 '''),
+    notebook.Step("kmeans__n_clusters=1", check='''
+assert type(error).__name__ == "ParameterError", repr(error)
+assert str(error).startswith("'N clusters' (kmeans__n_clusters) must be an integer"), error
+assert "clip_k1" not in dataset.list_runs() and not dataset.has_field("clip_k1_cluster")
+'''),
     notebook.Step("get_clustering_run_info", check='''
 assert isinstance(info, dict), f"get_clustering_run_info returned {info!r}, not the run's info"
 assert info["run_key"] == "clip_kmeans" and info["config"]["method"] == "kmeans"
