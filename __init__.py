@@ -210,11 +210,11 @@ class GetClusteringRunInfo(foo.Operator):
         return types.Property(inputs, view=types.View(label="Clustering run info"))
 
     def execute(self, ctx):
-        return api.get_clustering_run_info(ctx.dataset, ctx.params)
+        return app.answer(ctx, lambda: api.get_clustering_run_info(ctx.dataset, ctx.params))
 
     def resolve_output(self, ctx):
-        return display.info_output(ctx.results or {},
-                                   open_uri=self.uri.rsplit("/", 1)[0] + "/open_cluster")
+        open_uri = self.uri.rsplit("/", 1)[0] + "/open_cluster"
+        return app.output(ctx, lambda results: display.info_output(results, open_uri))
 
     def __call__(self, sample_collection, run_key):
         """Returns the run's information as a dict."""
@@ -245,8 +245,11 @@ class DeleteClusteringRun(foo.Operator):
         return types.Property(inputs, view=types.View(label="Delete clustering run"))
 
     def execute(self, ctx):
-        return app.execute(ctx, lambda report: api.delete_clustering_run(
-            ctx.dataset, ctx.params, internals.operation_id(ctx)))
+        return app.answer(ctx, lambda: api.delete_clustering_run(
+            ctx.dataset, ctx.params, internals.operation_id(ctx)), reload=True)
+
+    def resolve_output(self, ctx):
+        return app.output(ctx, None)
 
     def __call__(self, sample_collection, run_key):
         """Deletes run ``run_key`` and its fields; returns the fields deleted."""
@@ -277,8 +280,11 @@ class RenameClusteringRun(foo.Operator):
         return types.Property(inputs, view=types.View(label="Rename clustering run"))
 
     def execute(self, ctx):
-        return app.execute(ctx, lambda report: api.rename_clustering_run(
-            ctx.dataset, ctx.params, internals.operation_id(ctx)))
+        return app.answer(ctx, lambda: api.rename_clustering_run(
+            ctx.dataset, ctx.params, internals.operation_id(ctx)), reload=True)
+
+    def resolve_output(self, ctx):
+        return app.output(ctx, None)
 
     def __call__(self, sample_collection, run_key, new_run_key):
         """Renames run ``run_key`` to ``new_run_key`` with its default-named fields."""
@@ -305,10 +311,10 @@ class CompareClusteringRuns(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compare clustering runs"))
 
     def execute(self, ctx):
-        return api.compare_clustering_runs(ctx.dataset, ctx.params)
+        return app.answer(ctx, lambda: api.compare_clustering_runs(ctx.dataset, ctx.params))
 
     def resolve_output(self, ctx):
-        return display.compare_output(ctx.results or {})
+        return app.output(ctx, display.compare_output)
 
     def __call__(self, sample_collection, run_a, run_b):
         """Returns ARI, NMI and the cluster mapping between two runs."""
@@ -371,6 +377,8 @@ class OpenCluster(foo.Operator):
     def resolve_input(self, ctx):
         _recover(ctx)
         inputs = types.Object()
+        if display.clicked_row(ctx.params):  # run info's clusters table: no form
+            return types.Property(inputs)
         app.run_choice(inputs, ctx)
         key = ctx.params.get("run_key")
         if key in runs.list_runs(ctx.dataset):
@@ -386,7 +394,13 @@ class OpenCluster(foo.Operator):
         return types.Property(inputs, view=types.View(label="Open cluster"))
 
     def execute(self, ctx):
-        ctx.ops.set_view(view=api.open_cluster(ctx.dataset, ctx.params))
+        view = app.answer(ctx, lambda: api.open_cluster(
+            ctx.dataset, display.clicked_cluster(ctx.dataset, ctx.params)))
+        if not isinstance(view, dict):
+            ctx.ops.set_view(view=view)
+
+    def resolve_output(self, ctx):
+        return app.output(ctx, None)
 
     def __call__(self, sample_collection, run_key, cluster):
         """The view of cluster ``cluster`` of run ``run_key``, most typical first."""

@@ -47,6 +47,31 @@ def _live(ctx, work, output, reload):
                 yield ctx.ops.show_output(output(value).to_json(), runs.plain(value))
 
 
+def answer(ctx, work, reload=False):
+    """A quick operator's execute: ``work()``'s result; for the App, a
+    failure is a message (shown by ``output``), not a traceback, and
+    ``reload`` reloads the App's dataset after a change."""
+    try:
+        result = work()
+    except UserError as e:
+        if ctx.delegated or not internals.from_app(ctx):
+            raise
+        ctx.ops.notify(str(e), variant="error")
+        return {"error": str(e)}
+    if reload and internals.from_app(ctx):
+        ctx.ops.reload_dataset()
+    return result
+
+
+def output(ctx, build):
+    """An operator's resolve_output: ``build(results)``, or the message of
+    a failure that ``answer`` caught."""
+    results = ctx.results or {}
+    if isinstance(results, dict) and results.get("error"):
+        return error_output(results["error"])
+    return build(results) if build else None
+
+
 def _message(error):
     """What the App shows for a failed run: the plugin's own message, or
     the exception's type and text for anything unexpected (logged whole)."""

@@ -1,6 +1,7 @@
 """How clustering results are shown in the App: summaries, tables, plots."""
 
 _MARGIN = dict(l=70, r=70, t=30, b=60)
+_SILHOUETTE, _INERTIA, _CHOSEN = "#1f77b4", "#ff7f0e", "#9e9e9e"
 
 
 def summary_markdown(summary):
@@ -50,17 +51,20 @@ def add_sizes_plot(outputs, name, sizes):
 
 def add_sweep_plot(outputs, name, sweep, chosen=None):
     """The automatic choice of k: silhouette and the elbow (inertia), the
-    chosen k marked."""
+    chosen k marked. Each y-axis title has its curve's colour, and the
+    legend is shown (the App hides legends unless a plot asks)."""
     ks = [row["k"] for row in sweep]
     data = [dict(type="scatter", mode="lines+markers", name="silhouette (left)",
-                 x=ks, y=[row["silhouette"] for row in sweep])]
+                 x=ks, y=[row["silhouette"] for row in sweep],
+                 line=dict(color=_SILHOUETTE), marker=dict(color=_SILHOUETTE))]
     if any(row["inertia"] is not None for row in sweep):
         data.append(dict(type="scatter", mode="lines+markers", name="inertia (right)",
-                         x=ks, y=[row["inertia"] for row in sweep], yaxis="y2"))
+                         x=ks, y=[row["inertia"] for row in sweep], yaxis="y2",
+                         line=dict(color=_INERTIA), marker=dict(color=_INERTIA)))
     shapes, annotations = [], []
     if chosen is not None:
         shapes.append(dict(type="line", xref="x", yref="paper", x0=chosen, x1=chosen,
-                           y0=0, y1=1, line=dict(dash="dash", width=2)))
+                           y0=0, y1=1, line=dict(dash="dash", width=2, color=_CHOSEN)))
         annotations.append(dict(x=chosen, y=1, xref="x", yref="paper", yanchor="bottom",
                                 text=f"chosen k = {chosen}", showarrow=False))
     outputs.plot(
@@ -68,27 +72,59 @@ def add_sweep_plot(outputs, name, sweep, chosen=None):
         label="Choice of the number of clusters",
         data=data,
         layout=dict(xaxis=dict(title=dict(text="k (number of clusters)"), automargin=True),
-                    yaxis=dict(title=dict(text="silhouette"), automargin=True),
-                    yaxis2=dict(title=dict(text="inertia"), overlaying="y", side="right",
-                                automargin=True),
-                    legend=dict(orientation="h", y=-0.25),
+                    yaxis=dict(title=dict(text="silhouette", font=dict(color=_SILHOUETTE)),
+                               automargin=True),
+                    yaxis2=dict(title=dict(text="inertia", font=dict(color=_INERTIA, size=14)),
+                                overlaying="y", side="right", automargin=True),
+                    showlegend=True,
+                    legend=dict(orientation="h", x=0, xanchor="left", y=-0.3,
+                                yanchor="top"),
                     shapes=shapes, annotations=annotations,
-                    margin=_MARGIN, height=360),
+                    margin=_MARGIN, height=380),
     )
 
 
 def add_clusters_table(outputs, name, columns, label="Clusters", row_action=None):
-    """A table of ``columns``; ``row_action`` (label, operator uri) adds a
-    button per row."""
+    """A table of ``columns``; ``row_action`` (label, operator uri, event)
+    adds a button per row. In an operator's output, clicking it makes the
+    App execute the operator with only ``path`` (``name``), ``event`` (the
+    action's name: ``event``) and ``row`` (the row's index), never the
+    row's values: ``event`` is how the row's context reaches the operator."""
     import fiftyone.operators.types as types
 
     table = types.TableView()
     for key, title in columns:
         table.add_column(key, label=title)
     if row_action:
-        table.add_row_action(row_action[0].lower(), on_click=row_action[1],
-                             label=row_action[0])
+        title, uri, event = row_action
+        table.add_row_action(event, on_click=uri, label=title)
     outputs.list(name, types.Object(), label=label, view=table)
+
+
+_OPEN = "open:"  # + run key: the event of the clusters table's "Open" action
+
+
+def clicked_row(params):
+    """Whether ``params`` come from a click on a row of the clusters table."""
+    return (str(params.get("event") or "").startswith(_OPEN)
+            and isinstance(params.get("row"), int))
+
+
+def clicked_cluster(dataset, params):
+    """``params`` for open_cluster: the form's, or ``run_key`` and
+    ``cluster`` of the row clicked in get_clustering_run_info's clusters
+    table (its action's name carries the run key, the row index finds the
+    cluster: the table lists the run's clusters in order)."""
+    if not clicked_row(params):
+        return params
+    from . import runs
+
+    key = params["event"][len(_OPEN):]
+    _, results = runs.get(dataset, key)
+    row = params["row"]
+    if not 0 <= row < len(results.clusters):
+        return dict(run_key=key, cluster=None)
+    return dict(run_key=key, cluster=results.clusters[row]["id"])
 
 
 def compute_output(result):
@@ -126,7 +162,8 @@ def info_output(result, open_uri=None):
     add_clusters_table(outputs, "clusters", [
         ("id", "Cluster"), ("size", "Size"), ("name", "Name"),
         ("description", "Description"),
-    ], row_action=("Open", open_uri) if open_uri else None)
+    ], row_action=("Open", open_uri, _OPEN + result["run_key"])
+        if open_uri and result.get("run_key") else None)
     add_clusters_table(outputs, "timings", [("stage", "Stage"), ("seconds", "Seconds")],
                        label="Stage timings")
     return types.Property(outputs, view=types.View(label="Clustering run"))

@@ -59,7 +59,7 @@ def painted(tmp_path, centers=4, per=12, noise=0, method="kmeans", seed=0):
         paths.append(path)
     dataset.set_values("filepath", paths)
     params = dict(kmeans__n_clusters=centers) if method == "kmeans" else dict(
-        hdbscan__min_cluster_size=5)
+        hdbscan__min_cluster_size=5, hdbscan__min_samples=5)
     execute("compute_clusters", dataset, dict(
         run_key="run", embeddings="embedding", method=method, reduce="none",
         random_state=0, **params)).raise_exceptions()

