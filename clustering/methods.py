@@ -23,6 +23,7 @@ class Fit:
     strengths: np.ndarray = None
     inertia: float = None
     params: dict = field(default_factory=dict)
+    info: dict = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,21 @@ def default_min_cluster_size(n_samples):
     return min(int(np.clip(round(0.025 * n_samples), 15, 50)), n_samples // 5)
 
 
+def _fit_kmeans(X, p, random_state):
+    """K-means: this plugin's Lloyd (clustering/lloyd.py) for 'lloyd',
+    scikit-learn's for 'elkan'. ``info`` records the work done, in Lloyd
+    iterations over all samples."""
+    if p["algorithm"] == "elkan":
+        return _sklearn("KMeans")(X, p, random_state)
+    from .lloyd import kmeans
+
+    labels, centres, inertia, n_iter = kmeans(
+        X, p["n_clusters"], init=p["init"], n_init=p["n_init"], max_iter=p["max_iter"],
+        tol=p["tol"], random_state=random_state)
+    return Fit(labels, centers=centres, inertia=inertia,
+               info=dict(lloyd_iterations=round(n_iter, 2)))
+
+
 def _fit_hdbscan(X, p, random_state):
     import hdbscan
 
@@ -192,8 +208,10 @@ MAX_ITER = 10_000
 
 _INIT = Param("init", str, "k-means++", "Initialisation of the centres",
               choices=("k-means++", "random"))
-_N_INIT = Param("n_init", int, None, "Number of initialisations; the best is kept",
-                low=1, high=100, empty="'auto' (scikit-learn: 1 for k-means++, 10 for random)")
+_N_INIT = Param("n_init", int, None, "Number of full runs from new starts; the best is kept",
+                low=1, high=100,
+                empty="'auto': k-means with 'lloyd' tries 5 starts on a subsample and "
+                "escapes local optima by swaps; elsewhere scikit-learn's 'auto'")
 
 METHODS = {m.name: m for m in (
     Method(
@@ -204,10 +222,12 @@ METHODS = {m.name: m for m in (
             Param("max_iter", int, 300, "Maximum iterations per run", low=1,
                   high=MAX_ITER),
             Param("tol", float, 1e-4, "Convergence tolerance", low=0),
-            Param("algorithm", str, "lloyd", "K-means algorithm",
+            Param("algorithm", str, "lloyd",
+                  "'lloyd': Lloyd at matrix-product speed with exact bounds "
+                  "(Hamerly's); 'elkan': scikit-learn's Elkan",
                   choices=("lloyd", "elkan")),
         ),
-        _sklearn("KMeans"),
+        _fit_kmeans,
     ),
     Method(
         "minibatch_kmeans", "Mini-batch k-means",

@@ -146,6 +146,7 @@ def _run(collection, dataset, request, tx, report):
         noise=dict(size=noise) if method.noise else None,
         metrics=measured.metrics,
         sweep=sweep,
+        fit=fit.info,
         notes=notes,
     )
     with progress.stage("write") as update:
