@@ -1,10 +1,10 @@
 """Caching numba's compiled code across processes.
 
-UMAP and pynndescent compile ~250 numba functions lazily, about 11 s in
-every new process (each App server start, each delegated run), because
-most are not declared ``cache=True``. Enabling numba's own on-disk cache for
-them makes that a one-time cost. Functions numba cannot cache (closures)
-are compiled as before, with a warning numba emits and we silence.
+UMAP compiles its numba functions lazily, seconds in every new process
+(each App server start, each delegated run), because most are not declared
+``cache=True``. Enabling numba's own on-disk cache for them makes that a
+one-time cost. (pynndescent's search cannot be cached, being built of
+closures: the plugin finds neighbours with faiss instead.)
 """
 
 import sys
