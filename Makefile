@@ -22,3 +22,4 @@ test-fast: setup
 bench: setup
 	.venv/bin/python bench/clustering.py $(ARGS)
 	.venv/bin/python bench/labeling.py
+	.venv/bin/python bench/defaults.py

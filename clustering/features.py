@@ -46,6 +46,23 @@ PREPARE_PARAMS = (
 )
 
 
+def candidates(settings, method, n_samples, dim):
+    """The concrete settings ``auto`` leaves open for this data, as
+    settings dicts: normalised or raw vectors (above 3 dimensions), with
+    UMAP or without (where the default would use it). HDBSCAN keeps its
+    default, normalised vectors through UMAP: on raw vectors density found
+    almost nothing in every feature set measured (bench/defaults.py)."""
+    if method.noise:
+        return [settings]
+    normalize = [settings["normalize"]] if settings["normalize"] is not None or dim <= 3 else [
+        True, False]
+    reduce = [settings["reduce"]]
+    if settings["reduce"] == "auto":
+        reduce = ["umap", "none"] if resolve(settings, method, n_samples, dim)[
+            "reduce"] == "umap" else ["none"]
+    return [dict(settings, normalize=n, reduce=r) for n in normalize for r in reduce]
+
+
 def resolve(settings, method, n_samples, dim):
     """Turns ``auto`` choices into the concrete preparation for this data.
 

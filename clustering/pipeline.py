@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import autok, features, internals, quality, runs, transactions
+from . import autok, choice, features, internals, quality, runs, transactions
 from .embeddings import read_embeddings
 from .methods import Fit
 from .params import ParameterError, raise_errors
@@ -95,10 +95,11 @@ def _run(collection, dataset, request, tx, report):
     identical = _identical(emb.X)
 
     with progress.stage("prepare"):
-        prepare = features.resolve(request.prepare, method, *emb.X.shape)
         if identical:
-            prepare = dict(prepare, reduce="none", n_components=None)
-            prepare.pop("umap", None)
+            prepare = features.resolve(dict(request.prepare, reduce="none"), method,
+                                       *emb.X.shape)
+        else:
+            prepare = choice.choose(request.prepare, method, emb.X, request.params, seed)
         Z = features.prepare(emb.X, prepare, random_state=seed)
 
     with progress.stage("fit") as update:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import blob_dataset_of, blobs, make_dataset, operator
+from conftest import blob_dataset_of, blobs, make_dataset, operator, plugin_module
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_kmedoids_medoids_are_real_samples_and_lead_their_cluster(five_blobs, me
 
 def test_preparation_is_resolved_and_recorded(five_blobs):
     compute(five_blobs, run_key="p_pca", method="kmeans", kmeans__n_clusters=5,
-            reduce="pca", n_components=4, random_state=0)
+            reduce="pca", n_components=4, normalize=True, random_state=0)
     prepare = five_blobs.get_run_info("p_pca").config.prepare
     assert prepare == dict(normalize=True, reduce="pca", n_components=4)
     assert len(five_blobs.load_run_results("p_pca").clusters[0]["centroid"]) == 4
@@ -81,6 +81,37 @@ def test_preparation_is_resolved_and_recorded(five_blobs):
     assert points.get_run_info("flat").config.prepare == dict(
         normalize=False, reduce="none", n_components=None)
     points.delete()
+
+
+def test_auto_preparation_is_chosen_by_measuring_and_says_why(five_blobs):
+    summary = compute(five_blobs, run_key="p_choice", method="kmeans", kmeans__n_clusters=5,
+                      random_state=0)
+    choice = five_blobs.get_run_info("p_choice").config.prepare["choice"]
+    options = {(c["normalize"], c["reduce"]): c["neighbour_agreement"]
+               for c in choice["candidates"]}
+    assert set(options) == {(True, "umap"), (True, "none"), (False, "umap"), (False, "none")}
+    assert "neighbour agreement" in choice["why"] and choice["sample"] == 500
+    chosen = (summary["prepare"]["normalize"], summary["prepare"]["reduce"])
+    margin = plugin_module("clustering.choice").MARGIN
+    close = [o for o, score in options.items() if score >= max(options.values()) - margin]
+    simplest = min(close, key=lambda o: (o[1] != "none", o[0]))
+    assert chosen == simplest
+    assert ari(five_blobs, "p_choice_cluster") > 0.98
+
+
+def test_measuring_keeps_what_normalisation_would_throw_away():
+    """Two groups along one direction that differ only in length (as
+    photo patches differ in brightness): normalised, they are one; the
+    choice measures that and keeps the raw vectors."""
+    rng = np.random.default_rng(2)
+    X = (np.ones(16) + rng.normal(scale=0.05, size=(300, 16))) * np.repeat([[1.0], [3.0]], 150,
+                                                                           axis=0)
+    dataset = make_dataset(X, [0] * 150 + [1] * 150)
+    summary = compute(dataset, run_key="length", method="kmeans", kmeans__n_clusters=2,
+                      random_state=0)
+    assert summary["prepare"]["normalize"] is False
+    assert ari(dataset, "length_cluster") == 1.0
+    dataset.delete()
 
 
 def test_normalize_makes_euclidean_methods_follow_cosine():
