@@ -1,7 +1,8 @@
 """Cluster Lab: cluster a dataset's embeddings and name the clusters.
 
-Operators only: each builds its form from the declared parameters and
-translates to and from the plain functions in ``clustering/api.py``.
+Operators only, and the Clusters panel (``clustering/clusters_panel.py``):
+each operator builds its form from the declared parameters and translates
+to and from the plain functions in ``clustering/api.py``.
 """
 
 import os
@@ -9,14 +10,16 @@ import os
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .clustering import api, app, assign, display, embeddings, internals, runs, transactions
+from .clustering import (actions, api, app, assign, display, duplicates, embeddings, internals,
+                         noise, runs, transactions)
 from .clustering import request as clustering_request
+from .clustering.clusters_panel import ClustersPanel
 from .clustering.compare import RUN_A, RUN_B
 from .clustering.features import PREPARE_PARAMS
 from .clustering.methods import METHODS
 from .clustering.params import mark_invalid
-from .clustering.typical import CLUSTER
 from .labeling import display as labeling_display
+from .labeling import manual
 from .labeling import request as labeling_request
 
 
@@ -380,17 +383,7 @@ class OpenCluster(foo.Operator):
         if display.clicked_row(ctx.params):  # run info's clusters table: no form
             return types.Property(inputs)
         app.run_choice(inputs, ctx)
-        key = ctx.params.get("run_key")
-        if key in runs.list_runs(ctx.dataset):
-            results = ctx.dataset.load_run_results(key, cache=False)
-            choices = types.Dropdown()
-            for c in (results.clusters if results is not None else []):
-                name = f" {c['name']}" if c.get("name") else ""
-                choices.add_choice(c["id"], label=f"{c['id']}{name} ({c['size']:,})")
-            if results is not None and results.noise:
-                choices.add_choice("-1", label=f"-1 noise ({results.noise['size']:,})")
-            inputs.enum(CLUSTER.name, choices.values(), required=True, label=CLUSTER.title,
-                        view=choices)
+        app.cluster_choice(inputs, ctx)
         return types.Property(inputs, view=types.View(label="Open cluster"))
 
     def execute(self, ctx):
@@ -407,6 +400,156 @@ class OpenCluster(foo.Operator):
         return api.open_cluster(sample_collection, dict(run_key=run_key, cluster=cluster))
 
 
+class NameCluster(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="name_cluster",
+            label="Name a cluster",
+            description="Give one cluster of a clustering run a name (and a "
+            "description) by hand",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        _recover(ctx)
+        inputs = types.Object()
+        app.run_choice(inputs, ctx)
+        entry = app.cluster_choice(inputs, ctx).get(ctx.params.get("cluster")) or {}
+        app.add_param(inputs, manual.NAME, default=entry.get("name"))
+        app.add_param(inputs, manual.DESCRIPTION, default=entry.get("description"))
+        return types.Property(inputs, view=types.View(label="Name a cluster"))
+
+    def execute(self, ctx):
+        named = app.answer(ctx, lambda: api.name_cluster(
+            ctx.dataset, ctx.params, internals.operation_id(ctx)), reload=True)
+        if internals.from_app(ctx) and not named.get("error"):
+            ctx.ops.notify(labeling_display.named_message(named), variant="success")
+        return named
+
+    def resolve_output(self, ctx):
+        return app.output(ctx, None)
+
+    def __call__(self, sample_collection, run_key, cluster, name, description=None):
+        """Names cluster ``cluster`` of run ``run_key`` by hand (cleaned and
+        made distinct as the model's names are); returns what was recorded."""
+        return api.name_cluster(sample_collection, dict(
+            run_key=run_key, cluster=cluster, name=name, description=description))
+
+
+class _ClusterAction(foo.Operator):
+    """An operator acting on a clustering run's clusters: its form is the run
+    and the declared ``PARAMS``; long ones (with ``EXECUTION`` parameters:
+    delegate, progress) show progress and can be scheduled. Subclasses give
+    ``check`` (what the form and the run refuse), ``run`` and, for long
+    ones, ``queue_check`` (what is refused before a run is queued)."""
+
+    NAME = LABEL = DESCRIPTION = None
+    PARAMS = EXECUTION = ()
+
+    @property
+    def config(self):
+        long = bool(self.EXECUTION)
+        return foo.OperatorConfig(
+            name=self.NAME, label=self.LABEL, description=self.DESCRIPTION, dynamic=True,
+            # the declared parameters validate everything, naming the parameter
+            disable_schema_validation=True,
+            allow_immediate_execution=True, allow_delegated_execution=long,
+            execute_as_generator=long,
+        )
+
+    def resolve_delegation(self, ctx):
+        return app.resolve_delegation(ctx, self.EXECUTION[0]) if self.EXECUTION else False
+
+    def resolve_input(self, ctx):
+        _recover(ctx)
+        inputs = types.Object()
+        app.action_form(inputs, ctx, self.PARAMS, self.check, self.form_changes(ctx))
+        if self.EXECUTION:
+            app.add_execution(inputs, ctx, self.EXECUTION[0])
+        return types.Property(inputs, view=types.View(label=self.LABEL))
+
+    def form_changes(self, ctx):
+        """``{param name: add_param changes}`` known only from the form's values."""
+        return None
+
+    def execute(self, ctx):
+        def work(report):
+            return self.run(ctx.dataset, ctx.params, report, internals.operation_id(ctx))
+        if self.EXECUTION:
+            return app.execute(ctx, work, output=display.summary_output(self.LABEL))
+        return app.answer(ctx, lambda: work(None), reload=True)
+
+    def resolve_output(self, ctx):
+        return app.output(ctx, display.summary_output(self.LABEL))
+
+    def __call__(self, sample_collection, run_key, **kwargs):
+        """Acts on run ``run_key``'s clusters; parameters as in the form (see
+        the README). Returns the outcome as a dict or, with ``delegate=True``,
+        the queued operation. Raises ParameterError / InputError naming the
+        parameter."""
+        app.check_unknown(self.NAME, kwargs, {p.name for p in self.PARAMS + self.EXECUTION})
+        values = dict(run_key=run_key, **kwargs)
+        if not self.EXECUTION:
+            return self.run(sample_collection, values, None, None)
+        return app.call(self, sample_collection, values, self.EXECUTION,
+                        lambda report: self.run(sample_collection, values, report, None),
+                        self.queue_check)
+
+
+class FindClusterDuplicates(_ClusterAction):
+    NAME, LABEL = "find_cluster_duplicates", "Find duplicates in clusters"
+    DESCRIPTION = ("Mark near-duplicate samples within each cluster of a run, keeping "
+                   "the most typical of each group")
+    PARAMS, EXECUTION = duplicates.PARAMS, duplicates.EXECUTION_PARAMS
+    check = staticmethod(duplicates.check)
+    queue_check = staticmethod(api.check_find_cluster_duplicates)
+
+    def run(self, collection, values, report, operation):
+        return api.find_cluster_duplicates(collection, values, report, operation)
+
+
+class SampleClusters(_ClusterAction):
+    NAME, LABEL = "sample_clusters", "Sample clusters"
+    DESCRIPTION = ("Take a few samples of each cluster (most typical, or spread) as a "
+                   "saved view or a tag")
+    PARAMS = actions.SAMPLE_PARAMS
+    check = staticmethod(actions.check_sample)
+
+    def form_changes(self, ctx):
+        return {"name": dict(default=f"{ctx.params.get('run_key') or '<run_key>'}_sample")}
+
+    def run(self, collection, values, report, operation):
+        return api.sample_clusters(collection, values, operation)
+
+
+class TagClusters(_ClusterAction):
+    NAME, LABEL = "tag_clusters", "Tag clusters"
+    DESCRIPTION = "Add a sample tag to every sample of chosen clusters, or remove it"
+    PARAMS = actions.TAG_PARAMS
+    check = staticmethod(actions.check_tag)
+
+    def form_changes(self, ctx):
+        entries = app.cluster_entries(ctx.dataset, ctx.params.get("run_key"))
+        return {"clusters": dict(choices=list(entries), labels=[
+            app.cluster_label(cid, entry) for cid, entry in entries.items()])}
+
+    def run(self, collection, values, report, operation):
+        return api.tag_clusters(collection, values, operation)
+
+
+class ReassignNoise(_ClusterAction):
+    NAME, LABEL = "reassign_noise", "Reassign noise"
+    DESCRIPTION = ("Move HDBSCAN's noise samples to their nearest cluster within a "
+                   "distance limit, or put them back")
+    PARAMS, EXECUTION = noise.PARAMS, noise.EXECUTION_PARAMS
+    check = staticmethod(noise.check)
+    queue_check = staticmethod(api.check_reassign_noise)
+
+    def run(self, collection, values, report, operation):
+        return api.reassign_noise(collection, values, report, operation)
+
+
 def register(plugin):
     plugin.register(ComputeClusters)
     plugin.register(DeleteClusteringRun)
@@ -416,3 +559,9 @@ def register(plugin):
     plugin.register(OpenCluster)
     plugin.register(GetClusteringRunInfo)
     plugin.register(LabelClustersWithLLM)
+    plugin.register(NameCluster)
+    plugin.register(FindClusterDuplicates)
+    plugin.register(SampleClusters)
+    plugin.register(TagClusters)
+    plugin.register(ReassignNoise)
+    plugin.register(ClustersPanel)

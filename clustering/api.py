@@ -100,6 +100,14 @@ def open_cluster(collection, values):
     return cluster_view(dataset, values.get("run_key"), values.get("cluster"))
 
 
+def name_cluster(collection, values, operation=None):
+    """Names one cluster of a run by hand; returns what was recorded."""
+    from ..labeling import manual
+
+    dataset = _recovered(collection)
+    return Result(manual.name_cluster(dataset, values, operation))
+
+
 def label_clusters_with_llm(collection, values, api_key, report=None, operation=None):
     """Names the run's clusters with a vision model; returns the summary."""
     from ..labeling import pipeline, request
@@ -120,3 +128,51 @@ def check_label_clusters_with_llm(collection, values):
     _, errors = request.validate(dataset, values, api_key=None)
     errors.pop("api_key")
     raise_errors(errors)
+
+
+def find_cluster_duplicates(collection, values, report=None, operation=None):
+    """Marks the near-duplicates within each cluster of the run."""
+    from .duplicates import find_duplicates
+
+    dataset = _recovered(collection)
+    return _plain_result(find_duplicates(dataset, values, report, operation))
+
+
+def check_find_cluster_duplicates(collection, values):
+    """What the duplicate search checks before it is queued."""
+    from .duplicates import check
+
+    check(_recovered(collection), values)
+
+
+def sample_clusters(collection, values, operation=None):
+    """A few samples of each cluster, kept as a saved view or a tag."""
+    from .actions import sample_clusters as sample
+
+    return _plain_result(sample(_recovered(collection), values, operation))
+
+
+def tag_clusters(collection, values, operation=None):
+    """Adds a sample tag to whole clusters, or removes it."""
+    from .actions import tag_clusters as tag
+
+    return _plain_result(tag(_recovered(collection), values, operation))
+
+
+def reassign_noise(collection, values, report=None, operation=None):
+    """Moves HDBSCAN's noise to the nearest clusters within a limit, or back."""
+    from .noise import reassign
+
+    return _plain_result(reassign(_recovered(collection), values, report, operation))
+
+
+def check_reassign_noise(collection, values):
+    """What the reassignment checks before it is queued."""
+    from .noise import check
+
+    check(_recovered(collection), values)
+
+
+def _plain_result(result):
+    """``result`` as the JSON-ready Result the operators return."""
+    return Result(runs.plain(result))

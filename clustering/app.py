@@ -14,7 +14,7 @@ errors, or queues it through FiftyOne's operator machinery.
 import logging
 
 from . import internals, runs
-from .params import UserError, mark_invalid
+from .params import ParameterError, UserError, mark_invalid
 from .progress import Bar, Live, to_operation
 
 logger = logging.getLogger(__name__)
@@ -181,6 +181,68 @@ def run_choice(inputs, ctx, param=runs.RUN_CHOICE, include_leftovers=False):
             mark(inputs, param.name, str(e))
 
 
+def cluster_choice(inputs, ctx):
+    """A dropdown of the chosen run's clusters (and its noise), each shown
+    with its name and size; returns ``{cluster id: entry}`` of the run's
+    stored clusters, empty until a clustering run is chosen."""
+    import fiftyone.operators.types as types
+
+    from .typical import CLUSTER
+
+    entries = cluster_entries(ctx.dataset, ctx.params.get("run_key"))
+    if not entries:
+        return {}
+    choices = types.Dropdown()
+    for cid, entry in entries.items():
+        choices.add_choice(cid, label=cluster_label(cid, entry))
+    inputs.enum(CLUSTER.name, choices.values(), required=True, label=CLUSTER.title,
+                view=choices)
+    return entries
+
+
+def cluster_entries(dataset, key):
+    """``{cluster id: its stored entry}`` of run ``key``, noise last (named
+    "noise" unless it has a name); empty unless ``key`` is a clustering run."""
+    results = runs.load_results(dataset, key) if (
+        key in runs.list_runs(dataset)) else None
+    if results is None:
+        return {}
+    entries = {c["id"]: c for c in results.clusters}
+    if results.noise:
+        entries["-1"] = dict(results.noise, name=results.noise.get("name") or "noise")
+    return entries
+
+
+def cluster_label(cid, entry):
+    """How a dropdown shows a cluster: its id, name and size."""
+    name = f" {entry['name']}" if entry.get("name") else ""
+    return f"{cid}{name} ({entry['size']:,})"
+
+
+def action_form(inputs, ctx, params, check, changes=None):
+    """The form of an action on a run's clusters: the run, then ``params``
+    (``changes`` per name: choices, labels or a default known only now).
+    What ``check(dataset, params)`` refuses is shown under the parameter it
+    names once the user has given that one, or above the form."""
+    import fiftyone.operators.types as types
+
+    run_choice(inputs, ctx)
+    error = None
+    if ctx.params.get("run_key"):
+        try:
+            check(ctx.dataset, ctx.params)
+        except ParameterError as e:
+            error = e
+        except UserError as e:
+            inputs.view("problem", types.Warning(label="Cannot run", description=str(e)))
+    if error is not None and error.key == "run_key":
+        mark(inputs, "run_key", str(error))
+    shown = typed_errors({error.key: error} if error is not None else {}, ctx.params)
+    for param in params:
+        if param.form:
+            add_param(inputs, param, shown(param.name), **(changes or {}).get(param.name, {}))
+
+
 def typed_errors(errors, params):
     """The message of ``errors[key]`` only once the user has typed a value
     for ``key``: an empty new form shows no errors under its fields."""
@@ -196,14 +258,16 @@ def mark(inputs, key, error):
     mark_invalid(inputs.get_property(key), error)
 
 
-def add_param(inputs, param, error=None, choices=None, key=None, default=None):
+def add_param(inputs, param, error=None, choices=None, key=None, default=None, labels=None):
     """Adds a declared parameter to the form, with choices known only now
-    (fields of this dataset) or a default that depends on other inputs."""
+    (fields of this dataset, a run's clusters: ``labels`` label them) or a
+    default that depends on other inputs."""
     from dataclasses import replace
 
     changes = {}
     if choices is not None:
         changes["choices"] = tuple(choices)
+        changes["choice_labels"] = tuple(labels or ())
     if default is not None:
         changes["default"] = default
     return (replace(param, **changes) if changes else param).add_to_form(

@@ -37,12 +37,14 @@ def assign(collection, key, operation=None):
         if len(todo) == 0:
             return dict(run_key=key, num_assigned=0, num_noise=0, counts={})
         emb = read_embeddings(todo, config.embeddings_field)
-        labels, distances = _nearest(emb, results, config, key)
+        labels, distances = nearest(emb, results, config, key)
         return _commit(dataset, tx, key, config, results, emb.ids, labels, distances)
 
 
-def _nearest(emb, results, config, key):
-    """Each vector's cluster id and its distance to that cluster's centre."""
+def nearest(emb, results, config, key, limit=1.0):
+    """Each vector's cluster id and its distance to that cluster's centre;
+    for runs with noise, noise ("-1") beyond ``limit`` times the cluster's
+    radius (None: no limit)."""
     centres = np.array([c.get("input_centroid", c["centroid"]) for c in results.clusters],
                        dtype=np.float32)
     if emb.X.shape[1] != centres.shape[1]:
@@ -53,21 +55,22 @@ def _nearest(emb, results, config, key):
     X = l2_normalize(emb.X) if config.prepare["normalize"] else emb.X
     dist = np.sqrt(np.maximum(
         (X ** 2).sum(1)[:, None] - 2 * X @ centres.T + (centres ** 2).sum(1)[None, :], 0))
-    nearest = dist.argmin(axis=1)
-    own = dist[np.arange(len(X)), nearest]
-    labels = nearest.astype(str)
-    if results.noise is not None:
+    closest = dist.argmin(axis=1)
+    own = dist[np.arange(len(X)), closest]
+    labels = closest.astype(str)
+    if results.noise is not None and limit is not None:
         radius = np.array([c["radius"] for c in results.clusters])
-        labels[own > radius[nearest]] = "-1"
+        labels[own > limit * radius[closest]] = "-1"
     return labels, own
 
 
-def _distances(dataset, config, labels, own):
+def recorded_distances(members, config, labels, own):
     """Distances to record: comparable with the clustered samples' when the
-    run measured them in the same space, else past the farthest member."""
+    run measured them in the same space, else past the farthest of
+    ``members`` (the samples the run placed itself)."""
     if config.prepare["reduce"] == "none":
         return np.where(labels == "-1", np.nan, own).astype(np.float32)
-    farthest = dataset.bounds(config.distance_field)[1] or 0.0
+    farthest = members.bounds(config.distance_field)[1] or 0.0
     return np.where(labels == "-1", np.nan, farthest + 1.0 + own).astype(np.float32)
 
 
@@ -81,7 +84,7 @@ def _commit(dataset, tx, key, config, results, ids, labels, own):
                   values="codes", categories=[str(c) for c in categories],
                   replace=False, owner=key)]
     if config.distance_field:
-        tx.stage_array("distances", _distances(dataset, config, labels, own))
+        tx.stage_array("distances", recorded_distances(dataset, config, labels, own))
         steps.append(dict(op="write_field", field=config.distance_field, kind="float",
                           ids="ids", values="distances", replace=False, owner=key))
     named = np.array([label in names for label in labels])

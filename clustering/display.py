@@ -2,6 +2,7 @@
 
 _MARGIN = dict(l=70, r=70, t=30, b=60)
 _SILHOUETTE, _INERTIA, _CHOSEN = "#1f77b4", "#ff7f0e", "#9e9e9e"
+_BAR, _PICKED = _SILHOUETTE, _INERTIA
 
 
 def summary_markdown(summary):
@@ -37,15 +38,20 @@ def summary_markdown(summary):
     return "\n\n".join(lines)
 
 
-def add_sizes_plot(outputs, name, sizes):
+def add_sizes_plot(outputs, name, sizes, selected=None, **events):
+    """A bar per cluster (ids are their rank by size); ``selected`` (an id)
+    is drawn apart, ``events`` (e.g. a panel's ``on_click``) are the plot's."""
+    ids = [str(i) for i in range(len(sizes))]
     outputs.plot(
         name,
         label="Cluster sizes",
-        data=[dict(type="bar", x=[str(i) for i in range(len(sizes))], y=sizes,
-                   name="samples")],
+        data=[dict(type="bar", x=ids, y=sizes, name="samples",
+                   marker=dict(color=[_PICKED if i == selected else _BAR
+                                      for i in ids]))],
         layout=dict(xaxis=dict(title=dict(text="cluster"), type="category", automargin=True),
                     yaxis=dict(title=dict(text="samples"), automargin=True),
                     margin=_MARGIN, height=320),
+        **events,
     )
 
 
@@ -191,3 +197,14 @@ def assign_output(result):
     outputs.int("num_assigned", label="Samples assigned")
     outputs.int("num_noise", label="Of which noise (-1)")
     return types.Property(outputs, view=types.View(label="Assigned"))
+
+
+def summary_output(label):
+    """The App's output of an action on clusters: its summary, under ``label``."""
+    def build(result):
+        import fiftyone.operators.types as types
+
+        outputs = types.Object()
+        outputs.str("summary", label="Summary", view=types.MarkdownView())
+        return types.Property(outputs, view=types.View(label=label))
+    return build

@@ -40,7 +40,8 @@ class Param:
     ``empty`` documents what leaving the parameter empty (``None``) means; a
     parameter without it is required. ``"auto"`` is accepted as empty.
     ``form=False`` keeps a Python-only parameter (a progress bar) out of the
-    App's form.
+    App's form. ``kind=list`` is a list of text (e.g. cluster ids), given as
+    a list or comma-separated; integers in it are taken as their text.
     """
 
     name: str
@@ -65,7 +66,9 @@ class Param:
 
     def describe(self):
         """The type and range as one phrase, for messages and help text."""
-        if self.choices:
+        if self.kind is list:  # choices of a list are shown in its dropdown
+            phrase = "a list of text (or comma-separated text)"
+        elif self.choices:
             phrase = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.kind is bool:
             phrase = "true or false"
@@ -98,6 +101,8 @@ class Param:
             raise self.error(f"is required: give {self.describe()}.", key)
 
         bad = self.error(f"must be {self.describe()}; got {value!r}.", key)
+        if self.kind is list:
+            return self._coerce_list(value, bad, key)
         if self.kind is bool:
             if isinstance(value, str) and value.strip().lower() in ("true", "false"):
                 return value.strip().lower() == "true"
@@ -131,6 +136,23 @@ class Param:
             raise bad
         return value
 
+    def _coerce_list(self, value, bad, key):
+        """A list parameter's items as distinct text, in the order given."""
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",")]
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        items = []
+        for v in value:
+            if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+                v = str(int(v))
+            if not isinstance(v, str) or not v or (self.choices and v not in self.choices):
+                raise bad
+            items.append(v)
+        if not items:
+            return self.coerce(None, key)
+        return list(dict.fromkeys(items))
+
     def add_to_form(self, inputs, key, error=None):
         """Adds this parameter to an App form under ``key``."""
         import fiftyone.operators.types as types
@@ -142,12 +164,12 @@ class Param:
             required=self.empty is None and self.default is None,
             default=self.default,
         )
-        if self.choices:
-            choices = types.Dropdown()
-            labels = self.choice_labels or [str(c) for c in self.choices]
-            for choice, label in zip(self.choices, labels):
-                choices.add_choice(choice, label=label)
-            prop = inputs.enum(key, list(self.choices), view=choices, **common)
+        if self.kind is list:
+            view = self._choices(types.DropdownView(multiple=True)) if self.choices else None
+            prop = inputs.list(key, types.String(), view=view, **common)
+        elif self.choices:
+            prop = inputs.enum(key, list(self.choices), view=self._choices(types.Dropdown()),
+                               **common)
         elif self.kind is bool and self.empty:
             choices = types.RadioGroup()
             for choice in ("auto", "true", "false"):
@@ -165,6 +187,13 @@ class Param:
             prop = number(key, min=self.low, max=self.high, **common)
         mark_invalid(prop, error)
         return prop
+
+    def _choices(self, view):
+        """``view`` (a dropdown) offering this parameter's choices, labelled."""
+        labels = self.choice_labels or [str(c) for c in self.choices]
+        for choice, label in zip(self.choices, labels):
+            view.add_choice(choice, label=label)
+        return view
 
 
 def mark_invalid(prop, error):

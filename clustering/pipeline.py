@@ -162,7 +162,7 @@ def _run(collection, dataset, request, tx, report):
         notes.append(f"{num_added:,} samples added while the run computed have no "
                      "cluster; assign_to_clusters gives them one.")
     if num_lost:
-        stored = dataset.load_run_results(request.run_key, cache=False)
+        stored = runs.load_results(dataset, request.run_key)
         sizes = [c["size"] for c in stored.clusters]
         noise = (stored.noise or {}).get("size", 0)
         notes.append(f"{num_lost:,} samples were deleted while the run computed; "

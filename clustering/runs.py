@@ -9,6 +9,8 @@ each field the plugin writes names its run in its ``info``, so fields that a
 run deleted with FiftyOne's own tools left behind are still found.
 """
 
+import threading
+
 import fiftyone.constants as foc
 
 from . import PLUGIN, RUN_KIND, VERSION, transactions
@@ -21,6 +23,11 @@ NEW_RUN_KEY = Param("new_run_key", str, None,
                     "The run's new key; fields named after the run "
                     "(<key>_cluster, ...) are renamed with it", label="New run key")
 STAGE_ORDER = ("read", "prepare", "fit", "measure", "write", "total")
+_RESULTS_READ = threading.Lock()
+# Entries of a run's config that name fields written after the clustering
+# (names, duplicate marks, reassigned noise), and their keys that do.
+FIELD_ENTRIES = dict(labels=("label_field",), duplicates=("dup_of_field", "duplicate_field"),
+                     noise_reassigned=("field",))
 
 
 def list_runs(dataset):
@@ -117,9 +124,31 @@ def leftovers(dataset):
 def run_fields(config):
     """Every sample field a run wrote."""
     fields = [config.cluster_field, getattr(config, "distance_field", None)]
-    labels = getattr(config, "labels", None) or {}
-    fields.append(labels.get("label_field"))
+    for entry, keys in FIELD_ENTRIES.items():
+        recorded = getattr(config, entry, None) or {}
+        fields.extend(recorded.get(k) for k in keys)
     return [f for f in fields if f]
+
+
+def count_sizes(dataset, cluster_field, results):
+    """Sets the sizes in ``results`` (a plain dict) to what ``cluster_field``
+    holds; returns how many samples it holds."""
+    counts = dataset.count_values(cluster_field)
+    counts.pop(None, None)
+    for cluster in results["clusters"]:
+        cluster["size"] = counts.get(cluster["id"], 0)
+    if results.get("noise") is not None:
+        results["noise"]["size"] = counts.get("-1", 0)
+    return sum(counts.values())
+
+
+def load_results(dataset, key):
+    """Run ``key``'s results (None if it has none), read one thread at a
+    time: FiftyOne reads them through a file handle that the threads of a
+    process share (the App server answers a panel's events concurrently),
+    and two reads at once corrupt each other."""
+    with _RESULTS_READ:
+        return dataset.load_run_results(key, cache=False)
 
 
 def get(dataset, key, param=RUN_CHOICE):
@@ -133,7 +162,7 @@ def get(dataset, key, param=RUN_CHOICE):
     if not is_clustering_run(dataset, key):
         raise param.error(f"run '{key}' is not a clustering run of this plugin. "
                           f"Clustering runs: {runs}.")
-    results = dataset.load_run_results(key, cache=False)
+    results = load_results(dataset, key)
     if results is None:
         raise param.error(
             f"run '{key}' has no results: an older version of the plugin was "
@@ -227,10 +256,12 @@ def rename(dataset, key, new_key, operation=None):
         if config.distance_field:
             changes["distance_field"] = fields.get(config.distance_field,
                                                    config.distance_field)
-        labels = dict(getattr(config, "labels", None) or {})
-        if labels.get("label_field"):
-            labels["label_field"] = fields.get(labels["label_field"], labels["label_field"])
-            changes["labels"] = labels
+        for entry, keys in FIELD_ENTRIES.items():
+            recorded = dict(getattr(config, entry, None) or {})
+            named = [k for k in keys if recorded.get(k)]
+            if named:
+                changes[entry] = dict(recorded, **{k: fields.get(recorded[k], recorded[k])
+                                                   for k in named})
         tx.commit([dict(op="rename_field", old=old, new=new, owner=new_key)
                    for old, new in fields.items()]
                   + [dict(op="rename_run", old=key, new=new_key, config=changes)])

@@ -43,13 +43,7 @@ def save_run(dataset, load, context, key, config, results, stages, cluster_field
     results = load(results)
     written = context.get(written_by)
     if written != num_staged:
-        counts = dataset.count_values(cluster_field)
-        counts.pop(None, None)
-        written = sum(counts.values())
-        for cluster in results["clusters"]:
-            cluster["size"] = counts.get(cluster["id"], 0)
-        if results.get("noise") is not None:
-            results["noise"]["size"] = counts.get("-1", 0)
+        written = runs.count_sizes(dataset, cluster_field, results)
         if written < num_staged:
             present = set(dataset.select(
                 [r for c in results["clusters"] for r in c["representatives"]]
@@ -69,12 +63,36 @@ def save_run(dataset, load, context, key, config, results, stages, cluster_field
     return written
 
 
-def update_run(dataset, load, context, key, config=None, results=None):
-    """Amends run ``key``: entries of its config, and its results."""
+def update_run(dataset, load, context, key, config=None, results=None, recount=False):
+    """Amends run ``key``: entries of its config, and its results;
+    ``recount`` records as sizes what its cluster field holds now."""
     if config:
         runs.update_config(dataset, key, **config)
-    if results is not None:
-        runs.save_results(dataset, key, load(results))
+    if results is None and not recount:
+        return
+    stored = load(results) if results is not None else runs.results_dict(
+        runs.load_results(dataset, key))
+    if recount:
+        runs.count_sizes(dataset, dataset.get_run_info(key).config.cluster_field, stored)
+    runs.save_results(dataset, key, stored)
+
+
+def unset_field(dataset, load, context, field, ids):
+    """Removes ``field``'s value from the staged samples ``ids``."""
+    writeback.unset_values(dataset, field, load(ids))
+
+
+def edit_tags(dataset, load, context, ids, tag, remove=False, replace=False):
+    """Adds sample tag ``tag`` to the staged samples ``ids`` (or takes it
+    off); returns how many changed."""
+    return writeback.edit_tags(dataset, load(ids), tag, remove, replace)
+
+
+def save_view(dataset, load, context, name, ids):
+    """Saves the staged samples ``ids``, in their order, as saved view
+    ``name`` (replacing one of that name)."""
+    view = dataset.select([str(i) for i in load(ids)], ordered=True)
+    dataset.save_view(name, view, overwrite=True)
 
 
 def delete_run(dataset, load, context, key):
@@ -93,4 +111,5 @@ APPLY = dict(
     write_field=write_field, write_per_cluster=write_per_cluster,
     delete_fields=delete_fields, rename_field=rename_field, save_run=save_run,
     update_run=update_run, delete_run=delete_run, rename_run=rename_run,
+    unset_field=unset_field, edit_tags=edit_tags, save_view=save_view,
 )

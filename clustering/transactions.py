@@ -271,6 +271,18 @@ def _busy_message(key, holder):
         "try again when it has finished, or use another run key.")
 
 
+def holders(dataset):
+    """The run keys of ``dataset`` being written now: each ``{run_key,
+    what, operation, started_at}`` (``what`` writes it: "clustering run",
+    "labeling", ...; ``operation`` is the delegated operation, if any)."""
+    journal, _ = _collections()
+    return [dict(run_key=doc["run_key"], what=doc["owner"].get("what"),
+                 operation=doc["owner"].get("operation"), started_at=doc["started_at"])
+            for doc in journal.find({"dataset_id": internals.dataset_id(dataset),
+                                     "primary": True})
+            if _held(doc)]
+
+
 def recover(dataset, wait=True):
     """Finishes what interrupted transactions left on ``dataset``: commits
     are rolled forward, the rest rolled back, leftovers of older versions

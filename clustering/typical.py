@@ -1,5 +1,7 @@
 """One cluster's samples ordered from most typical to least."""
 
+import numpy as np
+
 from . import runs
 from .params import Param
 
@@ -15,8 +17,6 @@ def cluster_view(dataset, key, cluster):
     its centre (samples without a distance last); without it the recorded
     representatives come first, in order.
     """
-    from fiftyone import ViewField as F
-
     run_info, results = runs.get(dataset, key)
     config = run_info.config
     clusters = {c["id"]: c for c in results.clusters}
@@ -26,8 +26,30 @@ def cluster_view(dataset, key, cluster):
         raise CLUSTER.error(
             f"names no cluster of run '{key}': its clusters are "
             f"{', '.join(clusters)}; got {cluster!r}.")
-    view = dataset.match(F(config.cluster_field) == cluster)
-    return most_typical_first(view, config, clusters[cluster]["representatives"])
+    return select(dataset, config, cluster, clusters[cluster]["representatives"])
+
+
+def select(view, config, cluster, representatives=()):
+    """``view``'s samples of ``cluster``, most typical first: a match on the
+    run's cluster field, then the sort of :func:`most_typical_first`."""
+    from fiftyone import ViewField as F
+
+    return most_typical_first(view.match(F(config.cluster_field) == cluster), config,
+                              representatives)
+
+
+def selected(stages, cluster_field):
+    """``(cluster id, stages before it)`` when the serialized view
+    ``stages`` end as :func:`select` on ``cluster_field`` ends them (the
+    match on the field, then the sort); else ``(None, stages)``."""
+    if len(stages) >= 2 and stages[-2]["_cls"].endswith(".Match") and (
+            stages[-1]["_cls"].endswith(".SortBy")):
+        match = (dict(stages[-2]["kwargs"]).get("filter") or {}).get("$expr") or {}
+        eq = match.get("$eq") if isinstance(match, dict) else None
+        if isinstance(eq, list) and len(eq) == 2 and eq[0] == "$" + cluster_field and (
+                isinstance(eq[1], str)):
+            return eq[1], stages[:-2]
+    return None, stages
 
 
 def most_typical_first(view, config, representatives=()):
@@ -44,3 +66,13 @@ def most_typical_first(view, config, representatives=()):
         position = ViewExpression({"$indexOfArray": [reps, {"$toString": "$_id"}]})
         key = (position >= 0).if_else(position, len(reps))
     return view.sort_by([(key, 1), ("_id", 1)])
+
+
+def typicality(ids, config, results, distances=None):
+    """A sort key per sample (``ids``, with their values of the run's
+    distance field when it has one): lower is more typical, and sorted by
+    it then by id each cluster comes in most_typical_first's order."""
+    if config.distance_field:
+        return np.where(np.isnan(distances), _LAST, distances)
+    position = {r: i for c in results.clusters for i, r in enumerate(c["representatives"])}
+    return np.array([position.get(i, _LAST) for i in ids], dtype=float)

@@ -22,14 +22,16 @@ _IDS_PER_UPDATE = 50_000
 _OPS_PER_BULK = 5_000
 _WRITERS = 4  # as fast as 2 on a 2-core machine, faster where the database has more
 OWNER_INFO = "clusterlab_run"
+# What each kind of field the plugin writes holds: FiftyOne's field type, Python's.
+_KINDS = dict(str=("StringField", str), float=("FloatField", float), bool=("BooleanField", bool))
 
 
 def ensure_field(dataset, field, kind, owner):
-    """Adds string or float field ``field`` (``kind`` "str" or "float")
-    marked as owned by run ``owner``; an existing field is marked anew."""
+    """Adds field ``field`` of ``kind`` ("str", "float" or "bool") marked as
+    owned by run ``owner``; an existing field is marked anew."""
     import fiftyone as fo
 
-    ftype = fo.StringField if kind == "str" else fo.FloatField
+    ftype = getattr(fo, _KINDS[kind][0])
     internals.refresh_schema(dataset)
     existing = dataset.get_field(field)
     if existing is not None and not isinstance(existing, ftype):
@@ -56,19 +58,18 @@ def write_field(dataset, field, kind, ids, values, replace, owner):
     ensure_field(dataset, field, kind, owner)
     coll = internals.samples_of(dataset)
     if coll is None:
-        return _write_public(dataset, field, ids, values, replace)
-    now = datetime.now(timezone.utc)
-    stamp = {"last_modified_at": now} if dataset.has_sample_field("last_modified_at") else {}
+        return _write_public(dataset, field, kind, ids, values, replace)
+    stamp = _stamp(dataset)
     if replace:
         coll.update_many({field: {"$exists": True}},
-                         {"$unset": {field: ""}, **({"$set": stamp} if stamp else {})})
-    if kind == "str":
-        ops = _grouped_updates(ids, values, field, stamp)
-    else:
+                         {"$unset": {field: ""}, **_touch(stamp)})
+    if kind == "float":
         from pymongo import UpdateOne
 
         ops = [UpdateOne({"_id": _id}, {"$set": {field: float(v), **stamp}})
                for _id, v in zip(ids, values) if not np.isnan(v)]
+    else:
+        ops = _grouped_updates(ids, values, field, stamp, _KINDS[kind][1])
     written = _bulk_write(coll, ops)
     internals.refresh_samples(dataset)
     return written
@@ -90,10 +91,9 @@ def write_per_cluster(dataset, field, cluster_field, values, owner):
         return sum(dataset.count_values(field).get(v, 0) for v in set(values.values()))
     from pymongo import UpdateMany
 
-    now = datetime.now(timezone.utc)
-    stamp = {"last_modified_at": now} if dataset.has_sample_field("last_modified_at") else {}
+    stamp = _stamp(dataset)
     coll.update_many({field: {"$exists": True}},
-                     {"$unset": {field: ""}, **({"$set": stamp} if stamp else {})})
+                     {"$unset": {field: ""}, **_touch(stamp)})
     written = _bulk_write(coll, [
         UpdateMany({cluster_field: cid}, {"$set": {field: value, **stamp}})
         for cid, value in values.items()])
@@ -101,17 +101,92 @@ def write_per_cluster(dataset, field, cluster_field, values, owner):
     return written
 
 
-def _write_public(dataset, field, ids, values, replace):
+def _write_public(dataset, field, kind, ids, values, replace):
     """``write_field`` through FiftyOne's public API."""
     if replace:
         dataset.clear_sample_field(field)
     by_id = {str(i): v for i, v in zip(ids, values)}
     view = dataset.select(list(by_id))
     present = view.values("id")
-    new = [by_id[i] if isinstance(by_id[i], str) else
-           (None if np.isnan(by_id[i]) else float(by_id[i])) for i in present]
+    cast = _KINDS[kind][1]
+    new = [None if kind == "float" and np.isnan(by_id[i]) else cast(by_id[i])
+           for i in present]
     view.set_values(field, new)
     return len(present)
+
+
+def unset_values(dataset, field, ids):
+    """Removes ``field``'s value from the samples ``ids``, if it has one."""
+    internals.refresh_schema(dataset)
+    if not ids or not dataset.has_sample_field(field):
+        return
+    coll = internals.samples_of(dataset)
+    if coll is None:
+        view = dataset.select([str(i) for i in ids]).exists(field)
+        view.set_values(field, [None] * len(view))
+        return
+    from pymongo import UpdateMany
+
+    stamp = _stamp(dataset)
+    _bulk_write(coll, [
+        UpdateMany({"_id": {"$in": chunk}, field: {"$exists": True}},
+                   {"$unset": {field: ""}, **_touch(stamp)})
+        for chunk in _chunks(ids)])
+    internals.refresh_samples(dataset)
+
+
+def edit_tags(dataset, ids, tag, remove=False, replace=False):
+    """Adds sample tag ``tag`` to the samples ``ids``, or with ``remove``
+    takes it off them; ``replace`` first takes it off every sample. Returns
+    how many of ``ids`` changed."""
+    coll = internals.samples_of(dataset)
+    if coll is None:
+        return _edit_tags_public(dataset, ids, tag, remove, replace)
+    from pymongo import UpdateMany
+
+    stamp = _stamp(dataset)
+    if replace:
+        coll.update_many({"tags": tag}, {"$pull": {"tags": tag}, **_touch(stamp)})
+    if remove:
+        which, change = {"tags": tag}, {"$pull": {"tags": tag}}
+    else:  # $addToSet cannot add to a null list
+        _bulk_write(coll, [UpdateMany({"_id": {"$in": chunk}, "tags": None},
+                                      {"$set": {"tags": []}}) for chunk in _chunks(ids)])
+        which, change = {"tags": {"$ne": tag}}, {"$addToSet": {"tags": tag}}
+    changed = _bulk_write(coll, [
+        UpdateMany({"_id": {"$in": chunk}, **which}, {**change, **_touch(stamp)})
+        for chunk in _chunks(ids)])
+    internals.refresh_samples(dataset)
+    return changed
+
+
+def _edit_tags_public(dataset, ids, tag, remove, replace):
+    """``edit_tags`` through FiftyOne's public API."""
+    if replace:
+        dataset.untag_samples(tag)
+    changing = dataset.select([str(i) for i in ids]).match_tags(tag, bool=remove)
+    changed = changing.count()
+    if remove:
+        changing.untag_samples(tag)
+    else:
+        changing.tag_samples(tag)
+    return changed
+
+
+def _stamp(dataset):
+    """``last_modified_at`` as FiftyOne's own writes set it, where the dataset has it."""
+    now = datetime.now(timezone.utc)
+    return {"last_modified_at": now} if dataset.has_sample_field("last_modified_at") else {}
+
+
+def _touch(stamp):
+    """The ``$set`` of ``stamp`` for an update (MongoDB refuses an empty one)."""
+    return {"$set": stamp} if stamp else {}
+
+
+def _chunks(ids):
+    """``ids`` in lists short enough for one ``$in``."""
+    return [list(ids[i:i + _IDS_PER_UPDATE]) for i in range(0, len(ids), _IDS_PER_UPDATE)]
 
 
 def _bulk_write(coll, ops):
@@ -127,7 +202,7 @@ def _bulk_write(coll, ops):
         return sum(r.matched_count for r in results)
 
 
-def _grouped_updates(ids, values, field, stamp):
+def _grouped_updates(ids, values, field, stamp, cast):
     from pymongo import UpdateMany
 
     ids = np.asarray(ids, dtype=object)
@@ -139,7 +214,7 @@ def _grouped_updates(ids, values, field, stamp):
         for start in range(lo, hi, _IDS_PER_UPDATE):
             chunk = list(ids[order[start:min(hi, start + _IDS_PER_UPDATE)]])
             ops.append(UpdateMany({"_id": {"$in": chunk}},
-                                  {"$set": {field: str(value), **stamp}}))
+                                  {"$set": {field: cast(value), **stamp}}))
     return ops
 
 

@@ -20,6 +20,12 @@ def summary_markdown(summary):
     return "\n\n".join(lines)
 
 
+def named_message(result):
+    """What the App says once a cluster is named by hand."""
+    return f"Cluster {result['cluster']} of run '{result['run_key']}' is now named " \
+        f"'{result['name']}'."
+
+
 def labeling_output(result):
     """What the App shows after label_clusters_with_llm."""
     import fiftyone.operators.types as types

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field, replace
 
 from ..clustering import runs, transactions
 from ..clustering.params import InputError
-from . import images, names, prompts, selection
+from . import images, names, prompts, record, selection
 from .client import CallFailed, ChatClient, Fatal, public_url
+from .record import NOISE_ID
 
 logger = logging.getLogger(__name__)
-
-NOISE_ID = "-1"
 
 
 @dataclass
@@ -57,9 +56,7 @@ def run(dataset, request, api_key, report=None, operation=None):
 def _run(dataset, request, api_key, report, tx):
     start = time.perf_counter()
     stored = runs.results_dict(request.results)
-    entries = [(c["id"], c) for c in stored["clusters"]]
-    if stored.get("noise") and stored["noise"].get("size"):
-        entries.append((NOISE_ID, stored["noise"]))
+    entries = record.entries(stored)
     targets = [
         cid for cid, entry in entries
         if (cid != NOISE_ID or request.include_noise)
@@ -73,11 +70,11 @@ def _run(dataset, request, api_key, report, tx):
                               outcomes, report)
     except BaseException:
         if outcomes:
-            _save(tx, request, stored, entries,
-                  _merge(request, entries, targets, outcomes, None))
+            _merge(request, entries, targets, outcomes, None)
+            _save(tx, request, stored)
         raise
     new = _merge(request, entries, targets, outcomes, fatal)
-    _save(tx, request, stored, entries, new)
+    _save(tx, request, stored)
 
     failed = [dict(id=cid, error=entry["error"]) for cid, entry in entries
               if cid in targets and entry.get("error")]
@@ -198,7 +195,7 @@ def _merge(request, entries, targets, outcomes, fatal):
             outcome = Outcome(cid, error=f"not attempted: naming stopped ({fatal})")
         if outcome.error is None:
             entry.update(name=outcome.name, description=outcome.description,
-                         model=request.model, shown=outcome.shown,
+                         naming="llm", model=request.model, shown=outcome.shown,
                          unreadable=outcome.unreadable, usage=outcome.usage)
             entry.pop("error", None)
             new.append(cid)
@@ -216,35 +213,19 @@ def _merge(request, entries, targets, outcomes, fatal):
     return new
 
 
-def _save(tx, request, stored, entries, new):
-    """Commits the run results, the label field and the run config as one
-    transaction; no label field when no cluster has a name."""
-    values = {cid: e["name"] for cid, e in entries if e.get("name")}
-    previous = (getattr(request.config, "labels", None) or {}).get("label_field")
-    label_field = request.label_field if values else None
-    steps = []
-    if values:
-        steps.append(dict(op="write_per_cluster", field=label_field,
-                          cluster_field=request.config.cluster_field, values=values,
-                          owner=request.run_key))
-    if previous and previous != label_field:
-        steps.append(dict(op="delete_fields", fields=[previous]))
-    tx.stage_json("results", stored)
-    steps.append(dict(op="update_run", key=request.run_key, results="results", config=dict(
-        labels=dict(
-            label_field=label_field,
-            model=request.model,
-            prompt=prompts.recorded(request.context),
-            base_url=public_url(request.base_url),
-            num_images=request.num_images,
-            max_image_size=request.max_image_size,
-            include_noise=request.include_noise,
-            labeled_at=datetime.datetime.now(datetime.timezone.utc).strftime(
-                "%Y-%m-%d %H:%M:%S UTC"),
-            num_named=sum(bool(e.get("name")) for _, e in entries),
-            failed=[cid for cid, e in entries if e.get("error")],
-        ))))
-    tx.commit(steps)
+def _save(tx, request, stored):
+    """Commits the names in ``stored``, the label field and the naming's
+    settings in the run config as one transaction."""
+    record.commit(tx, request.run_key, request.config, stored, request.label_field, dict(
+        model=request.model,
+        prompt=prompts.recorded(request.context),
+        base_url=public_url(request.base_url),
+        num_images=request.num_images,
+        max_image_size=request.max_image_size,
+        include_noise=request.include_noise,
+        labeled_at=datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M:%S UTC"),
+    ))
 
 
 def _summary(request, entries, targets, new, failed, outcomes, start):

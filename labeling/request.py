@@ -147,7 +147,7 @@ def validate(dataset, values, api_key):
     if config is not None and "label_field" not in errors:
         label_field = params["label_field"] or f"{config.cluster_field}_label"
         try:
-            _check_label_field(dataset, run_key, config, label_field)
+            check_label_field(dataset, run_key, config, label_field)
         except ParameterError as e:
             errors["label_field"] = e
 
@@ -170,7 +170,9 @@ def validate(dataset, values, api_key):
     ), {}
 
 
-def _check_label_field(dataset, run_key, config, name):
+def check_label_field(dataset, run_key, config, name):
+    """Raises ParameterError unless run ``run_key`` may write its names to
+    field ``name``: never over its cluster ids, distances or user data."""
     owned = {config.cluster_field: "cluster field", config.distance_field: "distance field"}
     if name in owned:
         raise declared("label_field").error(

@@ -24,17 +24,19 @@ class Candidate:
     filepath: str
 
 
-def spread_order(X):
-    """Indices of the rows of ``X`` (most typical first) in spread order."""
+def spread_order(X, limit=None):
+    """Indices of the rows of ``X`` (most typical first) in spread order;
+    the first ``limit`` of them only, when given."""
     n = len(X)
+    limit = n if limit is None else min(limit, n)
     if n <= 2:
-        return list(range(n))
+        return list(range(limit))
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     from_mean = np.linalg.norm(X - X.mean(axis=0), axis=1)
     nearest = np.linalg.norm(X - X[0], axis=1)
     order, left = [0], np.ones(n, dtype=bool)
     left[0] = False
-    while left.any():
+    while len(order) < limit:
         score = np.where(left, nearest - from_mean, -np.inf)
         pick = int(np.argmax(score))
         order.append(pick)

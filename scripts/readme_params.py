@@ -1,4 +1,4 @@
-"""Writes compute_clusters' parameter tables into README.md from the same
+"""Writes the operators' parameter tables into README.md from the same
 declarations that build the App form and validate the call, so the docs
 cannot drift from what runs.
 
@@ -12,7 +12,8 @@ import sys
 import types
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ("params", "labeling-params")
+SECTIONS = ("params", "labeling-params", "duplicates-params", "sample-params", "tag-params",
+            "noise-params")
 
 
 def _load_clustering():
@@ -43,10 +44,20 @@ def tables():
         out += header + params.markdown_rows(method.params, prefix=method.name + "__")
     labeling = imp("clusterlab.labeling.request")
     runs = imp("clusterlab.clustering.runs")
+    actions = imp("clusterlab.clustering.actions")
+    duplicates = imp("clusterlab.clustering.duplicates")
+    noise = imp("clusterlab.clustering.noise")
+
+    def table(declared):
+        return "\n".join(header + params.markdown_rows((runs.RUN_CHOICE,) + declared))
+
     return {
         "params": "\n".join(out),
-        "labeling-params": "\n".join(header + params.markdown_rows(
-            (runs.RUN_CHOICE,) + labeling.PARAMS)),
+        "labeling-params": table(labeling.PARAMS),
+        "duplicates-params": table(duplicates.PARAMS + duplicates.EXECUTION_PARAMS),
+        "sample-params": table(actions.SAMPLE_PARAMS),
+        "tag-params": table(actions.TAG_PARAMS),
+        "noise-params": table(noise.PARAMS + noise.EXECUTION_PARAMS),
     }
 
 

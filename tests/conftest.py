@@ -102,6 +102,20 @@ def blob_dataset_of(n, d, centers, seed=0, cluster_std=1.0):
     return make_dataset(*blobs(n, d, centers, seed=seed, cluster_std=cluster_std))
 
 
+def noisy_run(run_key, seed=0):
+    """A dataset of two tight blobs and 15 scattered points, clustered by
+    HDBSCAN into run ``run_key``: two clusters and some noise (-1)."""
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(n_samples=[80, 80], n_features=4, cluster_std=0.2, random_state=seed)
+    scattered = np.random.default_rng(seed).uniform(-40, 40, (15, 4))
+    dataset = make_dataset(np.vstack([X, scattered]).astype(np.float32))
+    operator("compute_clusters")(dataset, run_key=run_key, embeddings="embedding",
+                                 method="hdbscan", hdbscan__min_cluster_size=10,
+                                 reduce="none", progress=False)
+    return dataset
+
+
 def snapshot(dataset):
     """What a failed run must leave unchanged: schema, runs and all values."""
     dataset.reload()

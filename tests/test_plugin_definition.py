@@ -6,6 +6,7 @@ import sys
 
 import yaml
 
+import fiftyone.operators as foo
 import fiftyone.plugins as fop
 from conftest import REPO, plugin_module
 
@@ -16,11 +17,14 @@ def test_fiftyone_yml_matches_the_code():
     assert definition["version"] == plugin_module("clustering").VERSION
     assert definition["secrets"] == ["OPENAI_API_KEY"]
     plugin = fop.get_plugin("@clusterlab/clustering")
-    assert sorted(plugin.operators) == sorted(definition["operators"])
-    # every operator listed is registered and loadable
+    # FiftyOne lists panels among the operators it loads
+    assert sorted(plugin.operators) == sorted(definition["operators"] + definition["panels"])
+    # every operator and panel listed is registered and loadable
     from conftest import operator
-    for name in definition["operators"]:
+    for name in definition["operators"] + definition["panels"]:
         assert operator(name).config.name == name
+    assert definition["panels"] == ["clusters_panel"]
+    assert isinstance(operator("clusters_panel"), foo.Panel)
 
 
 def test_readme_parameter_tables_are_generated_from_the_declarations():

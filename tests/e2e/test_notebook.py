@@ -133,12 +133,59 @@ for b, c in zip(*dataset.select(new_ids).values(["blob", "clip_kmeans_cluster"])
 assignments = dataset.load_run_results("clip_kmeans", cache=False).assignments
 assert assignments[-1]["num_assigned"] == NEW
 '''),
+    notebook.Step("find_cluster_duplicates", check='''
+assert isinstance(dups, dict), f"find_cluster_duplicates returned {dups!r}, not the counts"
+pairs = list(zip(*copies.values(["id", "clip_kmeans_dup_of", "clip_kmeans_cluster"])))
+per_cluster = sum(c["duplicates"] for c in dups["clusters"].values())
+assert len(pairs) == dups["num_duplicates"] == per_cluster
+kept = dataset.match(fo.ViewField("clip_kmeans_duplicate") == False)
+cluster_of = dict(zip(*kept.values(["id", "clip_kmeans_cluster"])))
+assert len(kept) == dups["num_groups"] and all(cluster_of[k] == c for _, k, c in pairs)
+assert dataset.load_run_results("clip_kmeans", cache=False).duplicates["threshold"] == 0.95
+'''),
+    notebook.Step("sample_clusters", check='''
+assert review.count_values("clip_kmeans_cluster") == {str(c): 5 for c in range(K)}
+first = foo.get_operator("@clusterlab/clustering/open_cluster")(dataset, "clip_kmeans", "0")
+assert review.first().id == first.first().id
+'''),
+    notebook.Step("tag_clusters", check='''
+assert dataset.count_sample_tags()["review"] == dataset.count_values("clip_kmeans_cluster")["3"]
+assert dataset.match_tags("review").distinct("clip_kmeans_cluster") == ["3"]
+'''),
+    # the blobs are too clean for HDBSCAN to leave noise: add strays around
+    # them, and remove them after (the labeling example counts the samples)
+    notebook.Step("reassign_noise", before='''
+rng = np.random.default_rng(1)
+centres = [X[:N][blob[:N] == k].mean(axis=0) for k in range(K)]
+strays = dataset.add_samples([
+    fo.Sample(filepath=f"{IMAGES}/0.png", clip_embeddings=(c + rng.normal(0, 4, 8)).tolist())
+    for c in centres], progress=False)
+''', check='''
+assert isinstance(moved, dict), f"reassign_noise returned {moved!r}, not what moved"
+assert near["num_moved"] < moved["num_moved"] == sum(moved["clusters"].values()), (near, moved)
+assert moved["noise"] == 0 and moved["num_moved"] == near["num_moved"] + near["noise"] > 0
+counts = dataset.count_values("clip_hdbscan_cluster")
+assert counts["-1"] == moved["num_moved"]  # all back after undo
+results = dataset.load_run_results("clip_hdbscan", cache=False)
+assert {c["id"]: c["size"] for c in results.clusters} == {
+    c: n for c, n in counts.items() if c != "-1"}
+assert not dataset.has_field("clip_hdbscan_reassigned")
+dataset.delete_samples(strays)
+foo.get_operator("@clusterlab/clustering/delete_clustering_run")(dataset, "clip_hdbscan")
+'''),
     notebook.Step("label_clusters_with_llm", check='''
 names = [c.get("name") for c in dataset.load_run_results("clip_kmeans", cache=False).clusters]
 assert all(names) and len(set(names)) == K, names
 labels = dataset.count_values("clip_kmeans_cluster_label")
 assert set(labels) == set(names) and sum(labels.values()) == N + NEW, labels
 assert _ == labels, f"the README cell showed {_!r}"
+'''),
+    notebook.Step("name_cluster", check='''
+assert isinstance(named, dict), f"name_cluster returned {named!r}, not what it recorded"
+entry = dataset.load_run_results("clip_kmeans", cache=False).clusters[3]
+assert (entry["name"], entry["naming"]) == ("Sunlit kitchens", "manual"), entry
+size = dataset.count_values("clip_kmeans_cluster")["3"]
+assert _ == ("Sunlit kitchens", size), f"the README cell showed {_!r}"
 '''),
 ]
 
