@@ -10,7 +10,9 @@ run deleted with FiftyOne's own tools left behind are still found.
 """
 
 import threading
+import time
 
+import gridfs
 import fiftyone.constants as foc
 
 from . import PLUGIN, RUN_KIND, VERSION, transactions
@@ -24,6 +26,7 @@ NEW_RUN_KEY = Param("new_run_key", str, None,
                     "(<key>_cluster, ...) are renamed with it", label="New run key")
 STAGE_ORDER = ("read", "prepare", "fit", "measure", "write", "total")
 _RESULTS_READ = threading.Lock()
+_RESULTS_TRIES = 5
 # Entries of a run's config that name fields written after the clustering
 # (names, duplicate marks, reassigned noise), and their keys that do.
 FIELD_ENTRIES = dict(labels=("label_field",), duplicates=("dup_of_field", "duplicate_field"),
@@ -146,9 +149,18 @@ def load_results(dataset, key):
     """Run ``key``'s results (None if it has none), read one thread at a
     time: FiftyOne reads them through a file handle that the threads of a
     process share (the App server answers a panel's events concurrently),
-    and two reads at once corrupt each other."""
-    with _RESULTS_READ:
-        return dataset.load_run_results(key, cache=False)
+    and two reads at once corrupt each other. FiftyOne replaces results by
+    deleting the old file first, so a read racing another process's save
+    is tried again on the new file."""
+    for attempt in range(_RESULTS_TRIES):
+        with _RESULTS_READ:
+            try:
+                return dataset.load_run_results(key, cache=False)
+            except (AttributeError, gridfs.errors.GridFSError):
+                if attempt == _RESULTS_TRIES - 1:
+                    raise
+        time.sleep(0.05 * (attempt + 1))
+        dataset.reload()
 
 
 def get(dataset, key, param=RUN_CHOICE):
