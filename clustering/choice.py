@@ -75,9 +75,9 @@ def _labels(method, Z, params, n, random_state):
 def agreement(labels, neighbours):
     """How often a sample's nearest neighbours share its cluster, adjusted
     for chance (0: no better than random labels of these sizes, 1: always);
-    0 for a single cluster."""
+    0 for a single cluster. Noise shares no cluster, so all-noise scores 0."""
     labels = np.asarray(labels)
-    same = float((labels[neighbours] == labels[:, None]).mean())
+    same = float(((labels[neighbours] == labels[:, None]) & (labels[:, None] >= 0)).mean())
     sizes = np.bincount(labels[labels >= 0]) / len(labels)
     chance = float((sizes ** 2).sum())
     return 0.0 if chance >= 0.999 else (same - chance) / (1 - chance)
