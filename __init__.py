@@ -373,7 +373,7 @@ class OpenCluster(foo.Operator):
         return foo.OperatorConfig(
             name="open_cluster",
             label="Open cluster",
-            description="Show one cluster's samples, most typical first",
+            description="Show one cluster's (or group's) samples, most typical first",
             dynamic=True,
         )
 
@@ -383,7 +383,7 @@ class OpenCluster(foo.Operator):
         if display.clicked_row(ctx.params):  # run info's clusters table: no form
             return types.Property(inputs)
         app.run_choice(inputs, ctx)
-        app.cluster_choice(inputs, ctx)
+        app.cluster_choice(inputs, ctx, with_groups=True)
         return types.Property(inputs, view=types.View(label="Open cluster"))
 
     def execute(self, ctx):
@@ -396,7 +396,8 @@ class OpenCluster(foo.Operator):
         return app.output(ctx, None)
 
     def __call__(self, sample_collection, run_key, cluster):
-        """The view of cluster ``cluster`` of run ``run_key``, most typical first."""
+        """The view of cluster ``cluster`` of run ``run_key`` (or of a group
+        of its clusters: "g0", "g1", ...), most typical first."""
         return api.open_cluster(sample_collection, dict(run_key=run_key, cluster=cluster))
 
 

@@ -162,6 +162,38 @@ def stage_text(tx, name, field, ids, values, key, replace=False):
                 categories=[str(c) for c in categories], replace=replace, owner=key)
 
 
+def group_steps(tx, config, results, ids, labels, key):
+    """Steps giving the samples ``ids`` (their clusters ``labels``) their
+    cluster's group and, where the run's groups are named, its name: the
+    group field keeps agreeing with the cluster field. No steps for runs
+    recorded before groups existed."""
+    if not getattr(config, "group_field", None):
+        return []
+    found = getattr(results, "groups", None) or []
+    group_of = {c: g["id"] for g in found for c in g["clusters"]}
+    group_ids = np.array([group_of.get(label, NOISE) for label in labels], dtype=str)
+    tx.stage_ids("group_ids", ids)
+    steps = [stage_text(tx, "groups", config.group_field, "group_ids", group_ids, key)]
+    label_field = (getattr(config, "labels", None) or {}).get("group_label_field")
+    if label_field:
+        steps += name_steps(tx, "group_", label_field, ids, group_ids,
+                            {g["id"]: g.get("name") for g in found}, key)
+    return steps
+
+
+def name_steps(tx, prefix, field, ids, owners, names, key):
+    """Steps setting text ``field`` of the samples ``ids`` to the name of
+    their cluster or group (``owners``, one each; ``names`` by id), and
+    removing it where that has none; staged under names led by ``prefix``."""
+    owners = np.asarray(owners, dtype=str)
+    named = np.array([names.get(o) is not None for o in owners], dtype=bool)
+    tx.stage_ids(prefix + "named", [i for i, n in zip(ids, named) if n])
+    tx.stage_ids(prefix + "unnamed", [i for i, n in zip(ids, named) if not n])
+    return [dict(op="unset_field", field=field, ids=prefix + "unnamed"),
+            stage_text(tx, prefix + "names", field, prefix + "named",
+                       [names[o] for o in owners[named]], key)]
+
+
 def tag_clusters(dataset, values, operation=None):
     """Adds the tag to every sample of the chosen clusters, or removes it."""
     from fiftyone import ViewField as F

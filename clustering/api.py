@@ -54,7 +54,9 @@ def check_compute_clusters(collection, values):
 def get_clustering_run_info(collection, values):
     """The run's configuration, clusters, quality and timings."""
     dataset = _recovered(collection)
-    return Result(runs.info(dataset, values.get("run_key")))
+    info = runs.info(dataset, values.get("run_key"))
+    info["group_tree"] = display.group_tree_markdown(info["groups"])
+    return Result(info)
 
 
 def delete_clustering_run(collection, values, operation=None):

@@ -181,22 +181,31 @@ def run_choice(inputs, ctx, param=runs.RUN_CHOICE, include_leftovers=False):
             mark(inputs, param.name, str(e))
 
 
-def cluster_choice(inputs, ctx):
+def cluster_choice(inputs, ctx, with_groups=False):
     """A dropdown of the chosen run's clusters (and its noise), each shown
-    with its name and size; returns ``{cluster id: entry}`` of the run's
-    stored clusters, empty until a clustering run is chosen."""
+    with its name and size, and ``with_groups`` its groups after them;
+    returns ``{cluster id: entry}`` of the run's stored clusters, empty
+    until a clustering run is chosen."""
     import fiftyone.operators.types as types
 
-    from .typical import CLUSTER
+    from .groups import PREFIX
+    from .typical import CLUSTER, OPENED
 
-    entries = cluster_entries(ctx.dataset, ctx.params.get("run_key"))
+    key = ctx.params.get("run_key")
+    entries = cluster_entries(ctx.dataset, key)
     if not entries:
         return {}
     choices = types.Dropdown()
     for cid, entry in entries.items():
         choices.add_choice(cid, label=cluster_label(cid, entry))
-    inputs.enum(CLUSTER.name, choices.values(), required=True, label=CLUSTER.title,
-                view=choices)
+    param = OPENED if with_groups else CLUSTER
+    for group in runs.group_tree(runs.load_results(ctx.dataset, key)) if with_groups else []:
+        clusters = ", ".join(c["id"] for c in group["clusters"])
+        choices.add_choice(PREFIX + group["id"], label=cluster_label(
+            PREFIX + group["id"], dict(group, name=f"{group['name'] or 'group'}: "
+                                                   f"clusters {clusters}")))
+    inputs.enum(param.name, choices.values(), required=True, label=param.title,
+                view=choices, description=param.help)
     return entries
 
 

@@ -15,6 +15,7 @@ import datetime
 import numpy as np
 
 from . import internals, runs, transactions
+from .actions import group_steps
 from .embeddings import read_embeddings
 from .features import l2_normalize
 from .params import InputError, Param
@@ -83,6 +84,7 @@ def _commit(dataset, tx, key, config, results, ids, labels, own):
     steps = [dict(op="write_field", field=config.cluster_field, kind="str", ids="ids",
                   values="codes", categories=[str(c) for c in categories],
                   replace=False, owner=key)]
+    steps += group_steps(tx, config, results, ids, labels, key)
     if config.distance_field:
         tx.stage_array("distances", recorded_distances(dataset, config, labels, own))
         steps.append(dict(op="write_field", field=config.distance_field, kind="float",

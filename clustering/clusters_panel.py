@@ -15,7 +15,8 @@ import fiftyone.operators.types as types
 
 from . import PLUGIN, internals, panel, runs
 from .display import add_sizes_plot, add_sweep_plot
-from .typical import select, selected
+from .groups import PREFIX
+from .typical import group_view, select, selected
 
 THUMB_PX = 52
 CARD_WIDTH = "244px"
@@ -68,8 +69,10 @@ class ClustersPanel(foo.Panel):
                     "`compute_clusters`.", name="empty")
             _add_activity(root, activity, self.on_poll)
             return types.Property(root, view=types.GridView(orientation="vertical"))
-        chosen, _ = selected(_view_stages(ctx), shown["cluster_field"])
-        cards = {c["id"]: c for c in shown["clusters"] + [shown["noise"]] if c}
+        chosen, _ = _selection(_view_stages(ctx), shown["cluster_field"],
+                               shown["group_field"])
+        cards = {c["id"]: c for c in shown["clusters"] + shown["groups"] + [shown["noise"]]
+                 if c}
         chosen = chosen if chosen in cards else None
 
         self._add_menu(root, ctx.dataset, key)
@@ -79,6 +82,11 @@ class ClustersPanel(foo.Panel):
         grid = root.grid("cards", gap=1.5)
         for card in shown["clusters"]:
             self._add_card(grid, card, card["id"] == chosen)
+        if shown["groups"]:
+            root.md("**Groups**: clusters that look alike, joined", name="groups_title")
+            groups = root.grid("groups", gap=1.5)
+            for card in shown["groups"]:
+                self._add_card(groups, card, card["id"] == chosen)
         if shown["noise"]:
             root.md("**Noise**: samples in no cluster", name="noise_title")
             self._add_card(root.grid("noise", gap=1.5), shown["noise"],
@@ -110,6 +118,8 @@ class ClustersPanel(foo.Panel):
                "typical first", name="shown")
         params = dict(cluster=card["id"])
         bar.btn("clear", label="Clear", icon="close", on_click=self.on_clear)
+        if card["id"].startswith(PREFIX):  # the actions below act on clusters
+            return
         bar.btn("rename", label="Rename", icon="edit", on_click=self.on_rename,
                 params=params)
         bar.btn("tag", label="Tag samples", icon="local_offer", on_click=self.on_tag,
@@ -128,6 +138,8 @@ class ClustersPanel(foo.Panel):
             text += ", named by hand"
         if card["description"]:
             text += f"\n\n{card['description']}"
+        if card.get("clusters"):
+            text += f"\n\nClusters {', '.join(card['clusters'])}"
         box.md(text, name="about")
         thumbs = box.h_stack("thumbs", gap=0.5)
         for i, url in enumerate(card["thumbnails"]):
@@ -173,12 +185,19 @@ class ClustersPanel(foo.Panel):
         """Sets the App's view to the one the selection narrowed, narrowed
         to ``cluster`` unless it was shown already (or is None)."""
         info, results = runs.get(ctx.dataset, _run_key(ctx))
-        chosen, base = selected(_view_stages(ctx), info.config.cluster_field)
+        config = info.config
+        chosen, base = _selection(_view_stages(ctx), config.cluster_field,
+                                  getattr(config, "group_field", None))
         view = internals.build_view(ctx.dataset, base)
         if cluster is not None and chosen != cluster:
-            reps = next((c["representatives"] for c in results.clusters
-                         if c["id"] == cluster), [])
-            view = select(view, info.config, cluster, reps)
+            clusters = {c["id"]: c for c in results.clusters}
+            group = next((g for g in getattr(results, "groups", None) or []
+                          if PREFIX + g["id"] == cluster), None)
+            if group is not None:
+                view = group_view(view, config, group, clusters)
+            else:
+                reps = clusters.get(cluster, {}).get("representatives", [])
+                view = select(view, config, cluster, reps)
         ctx.ops.set_view(view=view)
 
     def on_name_clusters(self, ctx):
@@ -250,10 +269,22 @@ def _view_stages(ctx):
     return ctx.request_params.get("view") or []
 
 
+def _selection(stages, cluster_field, group_field):
+    """``(shown, stages before it)``: the cluster the App's view selects,
+    or its group as "g<id>" (``shown`` None when neither)."""
+    chosen, base = selected(stages, cluster_field)
+    if chosen is None and group_field:
+        group, base = selected(stages, group_field)
+        chosen = None if group is None else PREFIX + group
+    return chosen, base
+
+
 def _title(card):
-    """How a card is titled: "3 · Kitchens", or "Cluster 3" until named."""
+    """How a card is titled: "3 · Kitchens", or "Cluster 3" ("Group g0")
+    until named."""
     name = card["name"] or ("noise" if card["id"] == panel.NOISE_ID else None)
-    return f"{card['id']} · {name}" if name else f"Cluster {card['id']}"
+    kind = "Group" if card["id"].startswith(PREFIX) else "Cluster"
+    return f"{card['id']} · {name}" if name else f"{kind} {card['id']}"
 
 
 def _safe(cluster):

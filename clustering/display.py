@@ -20,6 +20,12 @@ def summary_markdown(summary):
             f"k = {params.get('n_clusters')} was chosen automatically: the best "
             f"silhouette over k = {params.get('k_min')}..{params.get('k_max')} "
             "(see the plot).")
+    found = summary.get("groups") or []
+    if found:
+        shown = "; ".join(f"{g['id']}: clusters {', '.join(g['clusters'])}" for g in found[:10])
+        lines.append(f"**{len(found)} group{'s' * (len(found) != 1)}** of clusters in "
+                     f"`{summary['group_field']}`: {shown}" + ("; ..." if len(found) > 10 else "")
+                     + ".")
     if summary["noise"] or summary["method"] == "hdbscan":
         lines.append(
             f"Noise (`-1`): {summary['noise']:,} samples "
@@ -28,6 +34,10 @@ def summary_markdown(summary):
         lines.append(
             f"Skipped {summary['num_skipped']:,} samples without an embedding; "
             "they have no cluster value.")
+    if summary.get("map"):
+        lines.append(
+            f"Map ({summary['map']['method']}): brain run `{summary['map']['brain_key']}`; "
+            f"the Embeddings panel shows it, coloured by `{summary['cluster_field']}`.")
     metrics = summary.get("metrics") or {}
     if metrics.get("silhouette") is not None:
         lines.append(f"Silhouette: {metrics['silhouette']:.3f}.")
@@ -36,6 +46,20 @@ def summary_markdown(summary):
         lines.append(f"Against ground truth: ARI {truth['ari']:.3f}, NMI {truth['nmi']:.3f}.")
     lines.extend(summary.get("notes") or [])
     return "\n\n".join(lines)
+
+
+def group_tree_markdown(groups):
+    """The run's groups as a tree: each group, then its clusters, with
+    sizes and names."""
+    def named(name):
+        return f" · {name}" if name else ""
+    lines = []
+    for group in groups:
+        lines.append(f"- **Group {group['id']}{named(group['name'])}** "
+                     f"({group['size']:,} samples)")
+        lines += [f"  - cluster {c['id']}{named(c['name'])} ({c['size']:,})"
+                  for c in group["clusters"]]
+    return "\n".join(lines)
 
 
 def add_sizes_plot(outputs, name, sizes, selected=None, **events):
@@ -160,6 +184,8 @@ def info_output(result, open_uri=None):
     outputs.str("plugin_version", label="Plugin version")
     outputs.obj("config", label="Config", view=types.JSONView())
     outputs.obj("metrics", label="Quality", view=types.JSONView())
+    if result.get("group_tree"):
+        outputs.str("group_tree", label="Groups of clusters", view=types.MarkdownView())
     if result.get("clusters"):
         add_sizes_plot(outputs, "sizes_plot", [c["size"] for c in result["clusters"]])
     if result.get("sweep"):

@@ -110,7 +110,7 @@ def prepare(X, effective, random_state=None):
         settings = effective["umap"]
         if settings["pca_first"]:
             X = _pca(X, settings["pca_first"], random_state)
-        X = _umap(X, effective["n_components"], settings, random_state)
+        X = embed_umap(X, effective["n_components"], settings, random_state)
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
@@ -120,10 +120,11 @@ def _pca(X, n_components, random_state):
     return PCA(n_components, random_state=random_state).fit_transform(X)
 
 
-def _umap(X, n_components, settings, random_state):
+def embed_umap(X, n_components, settings, random_state):
     """UMAP of ``X`` on the neighbour graph of clustering/neighbours.py;
     spectral initialisation up to SPECTRAL_MAX samples, PCA's above (the
-    spectral layout of 100k samples in 50 groups took 35 of UMAP's 45 s)."""
+    spectral layout of 100k samples in 50 groups took 35 of UMAP's 45 s).
+    ``settings`` may fix ``n_epochs`` (UMAP's default otherwise)."""
     import warnings
 
     import umap
@@ -141,6 +142,7 @@ def _umap(X, n_components, settings, random_state):
         set_op_mix_ratio=settings["set_op_mix_ratio"],
         precomputed_knn=(indices, distances, None),
         init="spectral" if len(X) <= SPECTRAL_MAX else "pca",
+        n_epochs=settings.get("n_epochs"),
         random_state=random_state,
         n_jobs=1 if random_state is not None else -1,
     )

@@ -17,7 +17,8 @@ import datetime
 import numpy as np
 
 from . import runs
-from .actions import NOISE, acting_on, check_run_field, stage_text, validate
+from .actions import (NOISE, acting_on, check_run_field, group_steps, name_steps, stage_text,
+                      validate)
 from .assign import nearest, recorded_distances
 from .embeddings import read_embeddings
 from .params import Param, raise_errors
@@ -107,6 +108,7 @@ def _commit(tx, key, config, results, request, marker, placed, ids, labels, own)
     tx.stage_ids("moved", [i for i, m in zip(ids, moving) if m])
     tx.stage_ids("staying", [i for i, m in zip(ids, moving) if not m])
     steps = [stage_text(tx, "clusters", config.cluster_field, "ids", labels, key)]
+    steps += group_steps(tx, config, results, ids, labels, key)
     if config.distance_field:
         tx.stage_array("distances", recorded_distances(placed, config, labels[moving],
                                                        own[moving]))
@@ -117,12 +119,7 @@ def _commit(tx, key, config, results, request, marker, placed, ids, labels, own)
     if label_field:
         names = {c["id"]: c.get("name") for c in results.clusters}
         names[NOISE] = (results.noise or {}).get("name")
-        named = np.array([names.get(label) is not None for label in labels], dtype=bool)
-        tx.stage_ids("named", [i for i, n in zip(ids, named) if n])
-        tx.stage_ids("unnamed", [i for i, n in zip(ids, named) if not n])
-        steps += [dict(op="unset_field", field=label_field, ids="unnamed"),
-                  stage_text(tx, "names", label_field, "named",
-                             [names[label] for label in labels[named]], key)]
+        steps += name_steps(tx, "", label_field, ids, labels, names, key)
     counts = {str(c): int(n) for c, n in zip(*np.unique(labels[moving], return_counts=True))}
     stored = runs.results_dict(results)
     stored.pop("noise_reassigned", None)

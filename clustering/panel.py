@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from . import PLUGIN, runs, transactions
 from .features import PREPARE_PARAMS
+from .groups import PREFIX
 from .methods import METHODS
 from .request import RUN_PARAMS
 
@@ -37,8 +38,8 @@ def runs_newest_first(dataset):
 
 def overview(dataset, key, thumbnails=THUMBNAILS):
     """Everything the panel shows of run ``key``: its cards (one per
-    cluster, and the noise apart), the sizes and the sweep, and the run's
-    facts as readable markdown."""
+    cluster, one per group of clusters, and the noise apart), the sizes and
+    the sweep, and the run's facts as readable markdown."""
     info = runs.info(dataset, key)
     config = info["config"]
     media = media_urls(dataset, [r for c in info["clusters"]
@@ -61,9 +62,12 @@ def overview(dataset, key, thumbnails=THUMBNAILS):
         run_key=key,
         method=config["method"],
         cluster_field=config["cluster_field"],
+        group_field=config.get("group_field"),
         label_field=(config.get("labels") or {}).get("label_field"),
         clusters=[card(c, [media[r] for r in c["representatives"][:thumbnails] if r in media])
                   for c in info["clusters"]],
+        groups=[dict(card(dict(g, id=PREFIX + g["id"]), []),
+                     clusters=[c["id"] for c in g["clusters"]]) for g in info["groups"]],
         noise=noise,
         sweep=info["sweep"],
         chosen_k=params.get("n_clusters") if config.get("k_chosen_automatically") else None,
@@ -130,8 +134,10 @@ def facts_markdown(info):
     view = config.get("view")
     target = "the whole dataset" if view == "dataset" else f"a view ({len(view)} stages)"
     fields = [("clusters", config["cluster_field"]),
+              ("groups", config.get("group_field")),
               ("distances", config.get("distance_field")),
-              ("names", (config.get("labels") or {}).get("label_field"))]
+              ("names", (config.get("labels") or {}).get("label_field")),
+              ("group names", (config.get("labels") or {}).get("group_label_field"))]
     lines = [
         f"**{method.label if method else config['method']}** on `"
         f"{config.get('embeddings_field')}`, {target}: "

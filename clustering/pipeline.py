@@ -13,14 +13,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import autok, choice, features, internals, quality, runs, transactions
+from . import (autok, choice, features, groups, internals, layout, quality, runs,
+               transactions)
 from .embeddings import read_embeddings
 from .methods import Fit
 from .params import ParameterError, raise_errors
 from .request import RUN_KEY, check_enough, declared
 
 # Share of the overall progress bar each stage takes.
-_STAGES = dict(read=0.15, prepare=0.25, fit=0.35, measure=0.05, write=0.2)
+_STAGES = dict(read=0.15, prepare=0.25, fit=0.3, measure=0.05, map=0.05, write=0.2)
 # Vectors whose spread is below this share of their magnitude are identical.
 _IDENTICAL = 1e-6
 
@@ -75,6 +76,17 @@ def _check_still_valid(dataset, request):
                                         request.overwrite)
             except ParameterError as e:
                 errors[key] = e
+    if not errors:
+        try:
+            runs.check_output_field(dataset, RUN_KEY, groups.field(request.run_key),
+                                    request.run_key, request.overwrite)
+        except ParameterError as e:
+            errors["run_key"] = e
+    if request.map != "none" and not errors:
+        try:
+            layout.check_key(dataset, request.run_key, request.overwrite)
+        except ParameterError as e:
+            errors["map"] = e
     raise_errors(errors)
 
 
@@ -125,6 +137,13 @@ def _run(collection, dataset, request, tx, report):
             notes.append(
                 f"{method.label} found {measured.num_clusters} clusters where "
                 f"{asked} were asked: the data holds too few distinct vectors.")
+        grouping = groups.find(Z, measured.labels, measured.sizes, request.n_groups)
+        notes.extend(groups.notes(grouping, request.n_groups))
+
+    points = made = None
+    if request.map != "none":
+        with progress.stage("map"):
+            points, made = layout.compute(Z, request.map, seed)
 
     k, noise = measured.num_clusters, measured.noise
     config = dict(
@@ -135,15 +154,21 @@ def _run(collection, dataset, request, tx, report):
         embeddings_field=request.embeddings,
         cluster_field=request.cluster_field,
         distance_field=request.distance_field,
+        map=made and dict(made, brain_key=layout.brain_key(request.run_key)),
         ground_truth_field=request.ground_truth,
         view=internals.describe_view(collection),
         num_samples=len(emb.ids),
         num_skipped=emb.num_skipped,
         num_clusters=k,
         k_chosen_automatically=sweep is not None,
+        group_field=groups.field(request.run_key),
+        n_groups=request.n_groups,
+        num_groups=grouping.num_groups,
     )
     results = dict(
         clusters=measured.clusters(emb.ids, reduced),
+        groups=grouping.records(measured.sizes),
+        grouping=grouping.info(),
         noise=dict(size=noise) if method.noise else None,
         metrics=measured.metrics,
         sweep=sweep,
@@ -151,10 +176,10 @@ def _run(collection, dataset, request, tx, report):
         notes=notes,
     )
     with progress.stage("write") as update:
-        written = _commit(dataset, collection, request, tx, emb.ids, measured, config,
-                          results, progress, start, update)
+        written = _commit(dataset, collection, request, tx, emb.ids, measured, grouping,
+                          config, results, progress, start, update, points)
 
-    sizes, noise = [int(s) for s in measured.sizes], noise
+    sizes, noise, found = [int(s) for s in measured.sizes], noise, results["groups"]
     num_lost = len(emb.ids) - written
     num_added = collection.exists(request.embeddings).exists(
         request.cluster_field, False).count()
@@ -165,6 +190,7 @@ def _run(collection, dataset, request, tx, report):
         stored = runs.load_results(dataset, request.run_key)
         sizes = [c["size"] for c in stored.clusters]
         noise = (stored.noise or {}).get("size", 0)
+        found = stored.groups
         notes.append(f"{num_lost:,} samples were deleted while the run computed; "
                      "the recorded sizes count only the samples that remain.")
     if report:
@@ -175,6 +201,8 @@ def _run(collection, dataset, request, tx, report):
         cluster_field=request.cluster_field,
         num_clusters=k,
         sizes=sizes,
+        group_field=config["group_field"],
+        groups=found,
         noise=int(noise),
         noise_fraction=round(noise / max(written, 1), 4),
         num_samples=written,
@@ -182,6 +210,7 @@ def _run(collection, dataset, request, tx, report):
         num_lost=num_lost,
         num_added=num_added,
         k_chosen_automatically=sweep is not None,
+        map=config["map"],
         params=config["params"],
         prepare=prepare,
         metrics=runs.rounded(measured.metrics),
@@ -191,22 +220,24 @@ def _run(collection, dataset, request, tx, report):
     )
 
 
-def _commit(dataset, collection, request, tx, ids, measured, config, results, progress,
-            start, update):
-    """Stages the labels, distances and run record, commits them and applies
-    them; returns how many samples were written."""
-    categories, codes = np.unique(measured.labels, return_inverse=True)
+def _commit(dataset, collection, request, tx, ids, measured, grouping, config, results,
+            progress, start, update, points):
+    """Stages the clusters, groups, distances and run record, commits them
+    and applies them; returns how many samples were written."""
     tx.stage_ids("ids", ids)
+    categories, codes = np.unique(measured.labels, return_inverse=True)
     tx.stage_array("codes", codes.astype(np.int32))
     steps = [dict(op="write_field", field=request.cluster_field, kind="str", ids="ids",
-                  values="codes", categories=[str(c) for c in categories],
-                  replace=True, owner=request.run_key)]
+                  values="codes", categories=[str(c) for c in categories], replace=True,
+                  owner=request.run_key, derived={config["group_field"]: [
+                      str(g) for g in grouping.labels(categories)]})]
     if request.distance_field:
         tx.stage_array("distances", measured.distances)
         steps.append(dict(op="write_field", field=request.distance_field, kind="float",
                           ids="ids", values="distances", replace=True,
                           owner=request.run_key))
     steps.append(dict(op="delete_fields", fields=_fields_to_replace(dataset, request)))
+    steps += _map_steps(dataset, collection, request, tx, points)
     update(0.2, "staged")
     tx.stage_json("results", dict(results, timings=_timings(progress, start)))
     steps.append(dict(op="save_run", key=request.run_key, config=config,
@@ -214,6 +245,19 @@ def _commit(dataset, collection, request, tx, ids, measured, config, results, pr
                       cluster_field=request.cluster_field, num_staged=len(ids),
                       written_by=0))
     return tx.commit(steps)[len(steps) - 1]
+
+
+def _map_steps(dataset, collection, request, tx, points):
+    """Stages the run's map and returns the step recording it; without a
+    map, the step deleting the map of the run being overwritten."""
+    key = layout.brain_key(request.run_key)
+    if points is not None:
+        tx.stage_array("map", points)
+        return [dict(op="save_map", key=key, ids="ids", points="map",
+                     stages=internals.view_stages(collection))]
+    if request.overwrite and layout.is_map(dataset, key):
+        return [dict(op="delete_map", key=key)]
+    return []
 
 
 def _timings(progress, start):
@@ -235,7 +279,8 @@ def _fields_to_replace(dataset, request):
     if not request.overwrite or not runs.is_clustering_run(dataset, request.run_key):
         return []
     old = runs.run_fields(dataset.get_run_info(request.run_key).config)
-    return [f for f in old if f not in (request.cluster_field, request.distance_field)]
+    return [f for f in old if f not in (request.cluster_field, request.distance_field,
+                                        groups.field(request.run_key))]
 
 
 def _read_truth(collection, field, ids):

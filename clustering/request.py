@@ -8,7 +8,7 @@ execution, and every message names the parameter as the form shows it.
 
 from dataclasses import dataclass
 
-from . import internals, runs
+from . import groups, internals, layout, runs
 from .embeddings import EMBEDDINGS, check_field, check_found, count_with_embeddings
 from .features import PREPARE_PARAMS
 from .methods import METHODS, get_method
@@ -24,6 +24,7 @@ METHOD = Param("method", str, "kmeans", "The clustering method", label="Method",
 RUN_PARAMS = (
     Param("random_state", int, None, "Seed that makes the run reproducible",
           low=0, high=2**32 - 1, empty="a different random run each time"),
+    groups.N_GROUPS,
 )
 OUTPUT_PARAMS = (
     Param("cluster_field", str, None, "Sample field that receives the cluster ids",
@@ -35,6 +36,7 @@ OUTPUT_PARAMS = (
           "Field with true classes (a classification, string or integer "
           "field): the run then records ARI, NMI, homogeneity and completeness",
           empty="none", label="Ground truth field"),
+    layout.MAP,
     Param("overwrite", bool, False, "Replace an existing run with this key"),
 )
 EXECUTION_PARAMS = (
@@ -57,6 +59,8 @@ class ClusteringRequest:
     ground_truth: str
     overwrite: bool
     random_state: int
+    n_groups: int = None
+    map: str = "none"
 
 
 def declared(name):
@@ -135,6 +139,11 @@ def validate(collection, values, count_samples=True):
         runs.check_new_key(dataset, run_key, overwrite, RUN_KEY)
     except ParameterError as e:
         errors["run_key"] = e
+    if basics.get("map", "none") != "none" and "run_key" not in errors:
+        try:
+            layout.check_key(dataset, run_key, overwrite)
+        except ParameterError as e:
+            errors["map"] = e
 
     embeddings = values.get("embeddings")
     try:
@@ -162,6 +171,21 @@ def validate(collection, values, count_samples=True):
                 runs.check_output_field(dataset, declared(key), name, run_key, overwrite)
             except ParameterError as e:
                 errors[key] = e
+    group_field = groups.field(run_key)
+    for key, name in (("cluster_field", cluster_field), ("distance_field", distance_field)):
+        if name == group_field and key not in errors:
+            errors[key] = declared(key).error(
+                f"must differ from the field of the run's groups, '{group_field}'.")
+    if "run_key" not in errors:
+        try:
+            runs.check_output_field(dataset, RUN_KEY, group_field, run_key, overwrite)
+        except ParameterError as e:
+            errors["run_key"] = e
+    asked_k = params.get("n_clusters")
+    if extra.get("n_groups") and asked_k and extra["n_groups"] > asked_k:
+        errors["n_groups"] = groups.N_GROUPS.error(
+            f"must be at most the number of clusters ({method.key('n_clusters')} = "
+            f"{asked_k}); got {extra['n_groups']}.")
     if distance_field and distance_field == cluster_field:
         errors["distance_field"] = declared("distance_field").error(
             "must differ from the cluster field.")
@@ -192,6 +216,7 @@ def validate(collection, values, count_samples=True):
         prepare=prepare, cluster_field=cluster_field,
         distance_field=distance_field, ground_truth=ground_truth,
         overwrite=overwrite, random_state=extra["random_state"],
+        n_groups=extra["n_groups"], map=basics["map"],
     ), {}
 
 

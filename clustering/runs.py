@@ -15,7 +15,7 @@ import time
 import gridfs
 import fiftyone.constants as foc
 
-from . import PLUGIN, RUN_KIND, VERSION, transactions
+from . import PLUGIN, RUN_KIND, VERSION, layout, transactions
 from .params import Param
 from .writeback import OWNER_INFO
 
@@ -24,12 +24,12 @@ RUN_CHOICE = Param("run_key", str, None, "A clustering run of this dataset",
 NEW_RUN_KEY = Param("new_run_key", str, None,
                     "The run's new key; fields named after the run "
                     "(<key>_cluster, ...) are renamed with it", label="New run key")
-STAGE_ORDER = ("read", "prepare", "fit", "measure", "write", "total")
+STAGE_ORDER = ("read", "prepare", "fit", "measure", "map", "write", "total")
 _RESULTS_READ = threading.Lock()
 _RESULTS_TRIES = 5
 # Entries of a run's config that name fields written after the clustering
 # (names, duplicate marks, reassigned noise), and their keys that do.
-FIELD_ENTRIES = dict(labels=("label_field",), duplicates=("dup_of_field", "duplicate_field"),
+FIELD_ENTRIES = dict(labels=("label_field", "group_label_field"), duplicates=("dup_of_field", "duplicate_field"),
                      noise_reassigned=("field",))
 
 
@@ -126,7 +126,8 @@ def leftovers(dataset):
 
 def run_fields(config):
     """Every sample field a run wrote."""
-    fields = [config.cluster_field, getattr(config, "distance_field", None)]
+    fields = [config.cluster_field, getattr(config, "distance_field", None),
+              getattr(config, "group_field", None)]
     for entry, keys in FIELD_ENTRIES.items():
         recorded = getattr(config, entry, None) or {}
         fields.extend(recorded.get(k) for k in keys)
@@ -142,6 +143,9 @@ def count_sizes(dataset, cluster_field, results):
         cluster["size"] = counts.get(cluster["id"], 0)
     if results.get("noise") is not None:
         results["noise"]["size"] = counts.get("-1", 0)
+    sizes = {c["id"]: c["size"] for c in results["clusters"]}
+    for group in results.get("groups") or []:
+        group["size"] = sum(sizes[c] for c in group["clusters"])
     return sum(counts.values())
 
 
@@ -222,12 +226,13 @@ def update_config(dataset, key, **changes):
 
 
 def delete(dataset, key, operation=None):
-    """Deletes run ``key`` and every field it wrote; returns those fields.
-    A key that is no run but left fields behind (its run was deleted outside
-    the plugin) has those fields deleted."""
+    """Deletes run ``key``, every field it wrote and its map; returns those
+    fields. A key that is no run but left fields behind (its run was deleted
+    outside the plugin) has those fields and its map deleted."""
     with transactions.transaction(dataset, [key], "deletion", operation) as tx:
         dataset.reload()
         left = [f for f, owner in leftovers(dataset).items() if owner == key]
+        brain_key = layout.brain_key(key)
         if left and key not in dataset.list_runs():
             fields, steps = left, []
         else:
@@ -235,6 +240,9 @@ def delete(dataset, key, operation=None):
             fields = [f for f in run_fields(run_info.config)
                       if dataset.has_sample_field(f)] + left
             steps = [dict(op="delete_run", key=key)]
+            brain_key = layout.recorded_key(run_info.config) or brain_key
+        if layout.is_map(dataset, brain_key):
+            steps.insert(0, dict(op="delete_map", key=brain_key))
         tx.commit([dict(op="delete_fields", fields=fields)] + steps)
     return fields
 
@@ -255,16 +263,21 @@ def check_rename(dataset, key, new_key):
             raise NEW_RUN_KEY.error(
                 f"would rename field '{old}' to '{new}', which already exists; "
                 "choose another key.")
+    if layout.recorded_key(run_info.config):
+        layout.check_key(dataset, new_key, overwrite=False, param=NEW_RUN_KEY)
 
 
 def rename(dataset, key, new_key, operation=None):
-    """Renames run ``key`` and the fields named after it; returns ``{old: new}``."""
+    """Renames run ``key``, the fields named after it and its map; returns
+    ``{old: new}`` of the fields."""
     with transactions.transaction(dataset, [key, new_key], "rename", operation) as tx:
         dataset.reload()
         check_rename(dataset, key, new_key)
         config = dataset.get_run_info(key).config
         fields = renamed_fields(config, key, new_key)
         changes = dict(cluster_field=fields.get(config.cluster_field, config.cluster_field))
+        if getattr(config, "group_field", None):
+            changes["group_field"] = fields.get(config.group_field, config.group_field)
         if config.distance_field:
             changes["distance_field"] = fields.get(config.distance_field,
                                                    config.distance_field)
@@ -274,9 +287,13 @@ def rename(dataset, key, new_key, operation=None):
             if named:
                 changes[entry] = dict(recorded, **{k: fields.get(recorded[k], recorded[k])
                                                    for k in named})
-        tx.commit([dict(op="rename_field", old=old, new=new, owner=new_key)
-                   for old, new in fields.items()]
-                  + [dict(op="rename_run", old=key, new=new_key, config=changes)])
+        steps = [dict(op="rename_field", old=old, new=new, owner=new_key)
+                 for old, new in fields.items()]
+        old_map = layout.recorded_key(config)
+        if old_map:
+            changes["map"] = dict(config.map, brain_key=layout.brain_key(new_key))
+            steps.append(dict(op="rename_map", old=old_map, new=changes["map"]["brain_key"]))
+        tx.commit(steps + [dict(op="rename_run", old=key, new=new_key, config=changes)])
     return fields
 
 
@@ -300,6 +317,7 @@ def info(dataset, key):
         current_fiftyone_version=foc.VERSION,
         config=rounded(config),
         clusters=clusters,
+        groups=group_tree(results),
         noise=results.noise,
         metrics=rounded(results.metrics),
         sweep=rounded(results.sweep),
@@ -308,6 +326,17 @@ def info(dataset, key):
         failed=[c["id"] for c in results.clusters if c.get("error")],
         leftovers=leftovers(dataset),
     )
+
+
+def group_tree(results):
+    """The run's groups, each with its clusters' ids, sizes and names
+    (empty for runs recorded before groups existed)."""
+    clusters = {c["id"]: c for c in results.clusters}
+    return [dict(id=g["id"], size=g["size"], name=g.get("name"),
+                 description=g.get("description"), naming=g.get("naming"),
+                 clusters=[dict(id=c, size=clusters[c]["size"], name=clusters[c].get("name"))
+                           for c in g["clusters"]])
+            for g in getattr(results, "groups", None) or []]
 
 
 def plain(value, digits=None):

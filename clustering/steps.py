@@ -9,18 +9,22 @@ the same process (empty in a recovery, which then measures again).
 
 import time
 
-from . import internals, runs, writeback
+from . import internals, layout, runs, writeback
 
 
 def write_field(dataset, load, context, field, kind, ids, values, replace, owner,
-                categories=None):
-    """A field of the run: cluster ids (codes into ``categories``) or floats."""
+                categories=None, derived=None):
+    """A field of the run: cluster ids (codes into ``categories``) or floats;
+    ``derived`` fields hold one value per category (each cluster's group)."""
     values = load(values)
     if categories is not None:
         import numpy as np
 
         values = np.asarray(categories, dtype=object)[np.asarray(values)]
-    return writeback.write_field(dataset, field, kind, load(ids), values, replace, owner)
+    derived = {other: dict(zip(categories, of_category))
+               for other, of_category in (derived or {}).items()}
+    return writeback.write_field(dataset, field, kind, load(ids), values, replace, owner,
+                                 derived)
 
 
 def write_per_cluster(dataset, load, context, field, cluster_field, values, owner):
@@ -107,9 +111,26 @@ def rename_run(dataset, load, context, old, new, config):
     runs.update_config(dataset, new, **config)
 
 
+def save_map(dataset, load, context, key, ids, points, stages):
+    """Records the run's map as brain run ``key`` (replacing one of that key)
+    for the App's Embeddings panel."""
+    layout.save(internals.build_view(dataset, stages), key, load(ids), load(points))
+
+
+def delete_map(dataset, load, context, key):
+    if key in dataset.list_brain_runs():
+        dataset.delete_brain_run(key)
+
+
+def rename_map(dataset, load, context, old, new):
+    if old in dataset.list_brain_runs() and new not in dataset.list_brain_runs():
+        dataset.rename_brain_run(old, new)
+
+
 APPLY = dict(
     write_field=write_field, write_per_cluster=write_per_cluster,
     delete_fields=delete_fields, rename_field=rename_field, save_run=save_run,
     update_run=update_run, delete_run=delete_run, rename_run=rename_run,
     unset_field=unset_field, edit_tags=edit_tags, save_view=save_view,
+    save_map=save_map, delete_map=delete_map, rename_map=rename_map,
 )

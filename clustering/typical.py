@@ -2,10 +2,13 @@
 
 import numpy as np
 
-from . import runs
+from . import groups, runs
 from .params import Param
 
 CLUSTER = Param("cluster", str, None, "A cluster of the run", label="Cluster")
+OPENED = Param("cluster", str, None,
+               f"A cluster of the run, or a group of its clusters as {groups.PREFIX}<id> "
+               f"({groups.PREFIX}0, {groups.PREFIX}1, ...)", label="Cluster or group")
 # Sorts after every real distance: samples without one come last.
 _LAST = 1e308
 
@@ -22,11 +25,26 @@ def cluster_view(dataset, key, cluster):
     clusters = {c["id"]: c for c in results.clusters}
     if results.noise is not None:
         clusters["-1"] = dict(representatives=[])
+    found = {groups.PREFIX + g["id"]: g for g in getattr(results, "groups", None) or []}
+    if cluster in found:
+        return group_view(dataset, config, found[cluster], clusters)
     if cluster not in clusters:
-        raise CLUSTER.error(
-            f"names no cluster of run '{key}': its clusters are "
-            f"{', '.join(clusters)}; got {cluster!r}.")
+        raise OPENED.error(
+            f"names no cluster or group of run '{key}': its clusters are "
+            f"{', '.join(clusters)}, its groups {', '.join(found) or 'none'}; "
+            f"got {cluster!r}.")
     return select(dataset, config, cluster, clusters[cluster]["representatives"])
+
+
+def group_view(dataset, config, group, clusters):
+    """The samples of ``group`` (its record), most typical first: by their
+    distance to their own cluster's centre, else each cluster's most
+    typical in turn."""
+    from fiftyone import ViewField as F
+
+    reps = groups.interleave([clusters[c]["representatives"] for c in group["clusters"]])
+    return most_typical_first(dataset.match(F(config.group_field) == group["id"]), config,
+                              reps)
 
 
 def select(view, config, cluster, representatives=()):

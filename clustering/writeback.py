@@ -50,26 +50,34 @@ def owner_of(dataset, field):
     return ((found.info or {}) if found is not None else {}).get(OWNER_INFO)
 
 
-def write_field(dataset, field, kind, ids, values, replace, owner):
+def write_field(dataset, field, kind, ids, values, replace, owner, derived=None):
     """Sets ``field`` to ``values`` on the samples ``ids``; with
     ``replace``, every other sample's value of it is removed first. Returns
     how many samples were written (fewer than ``ids`` when some were
-    deleted meanwhile)."""
+    deleted meanwhile). ``derived`` maps other text fields to their value
+    for each value of this one (a cluster's group): they are set in the same
+    updates, so each document is rewritten once, not once per field."""
+    derived = derived or {}
     ensure_field(dataset, field, kind, owner)
+    for other in derived:
+        ensure_field(dataset, other, "str", owner)
     coll = internals.samples_of(dataset)
     if coll is None:
+        for other, of_value in derived.items():
+            _write_public(dataset, other, "str", ids, [of_value[v] for v in values], replace)
         return _write_public(dataset, field, kind, ids, values, replace)
     stamp = _stamp(dataset)
     if replace:
-        coll.update_many({field: {"$exists": True}},
-                         {"$unset": {field: ""}, **_touch(stamp)})
+        fields = [field, *derived]
+        coll.update_many({"$or": [{f: {"$exists": True}} for f in fields]},
+                         {"$unset": dict.fromkeys(fields, ""), **_touch(stamp)})
     if kind == "float":
         from pymongo import UpdateOne
 
         ops = [UpdateOne({"_id": _id}, {"$set": {field: float(v), **stamp}})
                for _id, v in zip(ids, values) if not np.isnan(v)]
     else:
-        ops = _grouped_updates(ids, values, field, stamp, _KINDS[kind][1])
+        ops = _grouped_updates(ids, values, field, stamp, _KINDS[kind][1], derived)
     written = _bulk_write(coll, ops)
     internals.refresh_samples(dataset)
     return written
@@ -202,7 +210,9 @@ def _bulk_write(coll, ops):
         return sum(r.matched_count for r in results)
 
 
-def _grouped_updates(ids, values, field, stamp, cast):
+def _grouped_updates(ids, values, field, stamp, cast, derived):
+    """One ``update_many`` per distinct value (per ``$in`` chunk), setting
+    ``field`` and the ``derived`` fields that follow from the value."""
     from pymongo import UpdateMany
 
     ids = np.asarray(ids, dtype=object)
@@ -213,8 +223,9 @@ def _grouped_updates(ids, values, field, stamp, cast):
     for value, lo, hi in zip(distinct, bounds[:-1], bounds[1:]):
         for start in range(lo, hi, _IDS_PER_UPDATE):
             chunk = list(ids[order[start:min(hi, start + _IDS_PER_UPDATE)]])
+            also = {other: of_value[value] for other, of_value in derived.items()}
             ops.append(UpdateMany({"_id": {"$in": chunk}},
-                                  {"$set": {field: cast(value), **stamp}}))
+                                  {"$set": {field: cast(value), **also, **stamp}}))
     return ops
 
 

@@ -8,6 +8,11 @@ def summary_markdown(summary):
         f"by `{summary['model']}` into `{summary['label_field']}` "
         f"({summary['seconds']:.1f} s, {summary['usage']['total_tokens']:,} tokens).",
     ]
+    named = [g for g in summary.get("groups") or [] if g["name"]]
+    if named:
+        lines.append("Groups: " + "; ".join(
+            f"{g['id']} · {g['name']} (clusters {', '.join(g['clusters'])})" for g in named)
+            + ".")
     if summary["num_already_named"]:
         lines.append(
             f"{summary['num_already_named']} cluster(s) already had a name and were "

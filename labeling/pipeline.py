@@ -1,4 +1,4 @@
-"""Naming a clustering run's clusters, end to end.
+"""Naming a clustering run's clusters, then its groups of clusters, end to end.
 
 Clusters are named in a pool of ``concurrency`` threads (the work is file
 reads and HTTP). The calling thread gathers the outcomes as they come and
@@ -10,7 +10,10 @@ which leaves the run as it was. The cluster-id field is only read; when no
 cluster could be named, no label field is written.
 
 A cluster keeps its name until ``relabel``; a failed relabel keeps the old
-name and records the error next to it.
+name and records the error next to it. Each group of two or more clusters is
+then named from its clusters' names and a few of their images (one request
+per group), when it has no name, on ``relabel``, or when one of its clusters
+was up for naming; a group of one cluster bears that cluster's name.
 """
 
 import datetime
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from ..clustering import runs, transactions
 from ..clustering.params import InputError
+from ..clustering.groups import interleave
 from . import images, names, prompts, record, selection
 from .client import CallFailed, ChatClient, Fatal, public_url
 from .record import NOISE_ID
@@ -31,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Outcome:
-    """What one cluster's naming gave: a name, or an error."""
+    """What one cluster's (or group's) naming gave: a name, or an error."""
 
     cluster_id: str
     name: str = None
@@ -62,23 +66,36 @@ def _run(dataset, request, api_key, report, tx):
         if (cid != NOISE_ID or request.include_noise)
         and (request.relabel or not entry.get("name"))
     ]
+    groups = [(g["id"], g) for g in stored.get("groups") or []]
+    group_targets = [gid for gid, g in groups if len(g["clusters"]) > 1 and (
+        request.relabel or not g.get("name") or set(g["clusters"]) & set(targets))]
+    total = len(targets) + len(group_targets)
+    client = ChatClient(api_key, request.base_url, request.model, request.timeout,
+                        request.max_retries) if total else None
 
-    outcomes, fatal = {}, None
+    outcomes, group_outcomes, fatal, new = {}, {}, None, None
     try:
         if targets:
-            fatal = _name_all(dataset, request, api_key, dict(entries), targets,
-                              outcomes, report)
+            fatal = _name_all(dataset, request, client, api_key, dict(entries), targets,
+                              outcomes, (report, 0, total))
+        new = _merge(request, entries, targets, outcomes, fatal)
+        if group_targets and not fatal:
+            fatal = _name_groups(dataset, request, client, api_key, stored, group_targets,
+                                 group_outcomes, (report, len(targets), total))
     except BaseException:
-        if outcomes:
-            _merge(request, entries, targets, outcomes, None)
+        if outcomes or group_outcomes:
+            if new is None:
+                _merge(request, entries, targets, outcomes, None)
+            _merge(request, groups, group_targets, group_outcomes, None)
             _save(tx, request, stored)
         raise
-    new = _merge(request, entries, targets, outcomes, fatal)
+    _merge(request, groups, group_targets, group_outcomes, fatal)
     _save(tx, request, stored)
 
     failed = [dict(id=cid, error=entry["error"]) for cid, entry in entries
               if cid in targets and entry.get("error")]
-    summary = _summary(request, entries, targets, new, failed, outcomes, start)
+    summary = _summary(request, entries, targets, new, failed,
+                       list(outcomes.values()) + list(group_outcomes.values()), start, groups)
     if fatal:
         raise InputError(
             f"Naming stopped: {fatal} {len(new)} cluster(s) named before it "
@@ -91,77 +108,110 @@ def _run(dataset, request, api_key, report, tx):
     return summary
 
 
-def _name_all(dataset, request, api_key, entries, targets, outcomes, report):
-    """Fills ``outcomes`` concurrently; returns the Fatal message, if any."""
+def _name_all(dataset, request, client, api_key, entries, targets, outcomes, progress):
+    """Names the clusters ``targets``, filling ``outcomes``; returns the
+    Fatal message, if any."""
     pools = selection.pools(
         dataset, request.config, [dict(entries[cid], id=cid) for cid in targets])
-    client = ChatClient(api_key, request.base_url, request.model, request.timeout,
-                        request.max_retries)
-    detail = "low" if request.max_image_size <= 512 else "high"
+
+    def job(cid):
+        def more(tried):
+            return selection.more_candidates(dataset, request.config, cid, tried)
+        return lambda stop: _name_one(request, client, ("Cluster", cid), pools[cid], more,
+                                      stop, api_key)
+    return _ask_all(request, {cid: job(cid) for cid in targets}, outcomes, progress,
+                    "clusters", api_key)
+
+
+def _name_groups(dataset, request, client, api_key, stored, targets, outcomes, progress):
+    """Names the groups ``targets`` from their clusters' names and their
+    most typical images (each cluster's in turn), filling ``outcomes``;
+    returns the Fatal message, if any."""
+    clusters = {c["id"]: c for c in stored["clusters"]}
+    found = {g["id"]: g for g in stored["groups"]}
+    members = [c for gid in targets for c in found[gid]["clusters"]]
+    pools = selection.pools(dataset, request.config, [clusters[c] for c in members])
+
+    def job(gid):
+        ids = found[gid]["clusters"]
+        named = [clusters[c]["name"] for c in ids if clusters[c].get("name")]
+        candidates = interleave([pools[c] for c in ids])
+        return lambda stop: _name_one(request, client, ("Group", gid), candidates, None,
+                                      stop, api_key, named)
+    return _ask_all(request, {gid: job(gid) for gid in targets}, outcomes, progress,
+                    "groups", api_key)
+
+
+def _ask_all(request, jobs, outcomes, progress, what, api_key):
+    """Runs ``jobs`` (``{id: job(stop)}``, each giving an Outcome or None
+    once stopped) ``concurrency`` at a time, filling ``outcomes`` as they
+    come; ``progress`` is ``(report, names before these, names in all)``.
+    Returns the Fatal message, if any."""
+    report, before, total = progress
     stop = threading.Event()
     fatal = None
     if report:
-        report(0.0, f"0/{len(targets)} clusters named")
+        report(before / total, f"0/{len(jobs)} {what} named")
     with ThreadPoolExecutor(request.concurrency, "clusterlab-label") as pool:
-        futures = {
-            pool.submit(_name_one, dataset, request, client, cid, pools[cid],
-                        detail, stop, api_key): cid
-            for cid in targets
-        }
+        futures = {pool.submit(job, stop): key for key, job in jobs.items()}
         try:
             for done, future in enumerate(as_completed(futures), 1):
-                cid = futures[future]
+                key = futures[future]
                 try:
                     outcome = future.result()
                 except Fatal as e:
                     fatal = fatal or str(e)
                     stop.set()
                     outcome = None
-                except Exception as e:  # a bug must not lose the other clusters
+                except Exception as e:  # a bug must not lose the others
                     error = names.redact(f"{type(e).__name__}: {e}", api_key)
-                    logger.error("Naming cluster %s failed: %s", cid, error)
-                    outcome = Outcome(cid, error=error)
+                    logger.error("Naming %s %s failed: %s", what, key, error)
+                    outcome = Outcome(key, error=error)
                 if outcome is not None:
-                    outcomes[cid] = outcome
+                    outcomes[key] = outcome
                 if report:
-                    report(done / len(targets), f"{done}/{len(targets)} clusters named")
+                    report((before + done) / total, f"{done}/{len(jobs)} {what} named")
         finally:
             stop.set()
     return fatal
 
 
-def _name_one(dataset, request, client, cluster_id, candidates, detail, stop, api_key):
-    """One cluster: its images, then the model's name; None once stopped.
-    The key never becomes part of a name or description."""
+def _name_one(request, client, target, candidates, more, stop, api_key, clusters=None):
+    """One cluster (``target`` is ``("Cluster", id)``) or group (given its
+    ``clusters``' names): its images, then the model's name; None once
+    stopped. The key never becomes part of a name or description."""
     if stop.is_set():
         return None
-    shown, unreadable = _load_images(dataset, request, cluster_id, candidates)
+    what, key = target
+    shown, unreadable = _load_images(request, target, candidates, more)
     skipped = [sample_id for sample_id, _ in unreadable]
     if not shown:
-        reason = unreadable[0][1] if unreadable else "the cluster has no samples"
+        reason = unreadable[0][1] if unreadable else f"the {what.lower()} has no samples"
         error = f"no readable image among the {len(unreadable)} files tried (e.g. {reason})"
-        logger.warning("Cluster %s not named: %s", cluster_id, error)
-        return Outcome(cluster_id, unreadable=skipped, error=error)
+        logger.warning("%s %s not named: %s", what, key, error)
+        return Outcome(key, unreadable=skipped, error=error)
     shown_ids = [image.sample_id for image in shown]
+    detail = "low" if request.max_image_size <= 512 else "high"
     try:
-        reply = client.ask(prompts.messages(shown, request.context, detail),
+        reply = client.ask(prompts.messages(shown, request.context, detail, clusters),
                            lambda text: _parse(text, api_key))
     except CallFailed as e:
-        logger.warning("Cluster %s not named: %s", cluster_id, e)
-        return Outcome(cluster_id, shown=shown_ids, unreadable=skipped,
-                       usage=e.usage, error=str(e))
+        logger.warning("%s %s not named: %s", what, key, e)
+        return Outcome(key, shown=shown_ids, unreadable=skipped, usage=e.usage,
+                       error=str(e))
     name, description = reply.value
-    return Outcome(cluster_id, name=name, description=description, shown=shown_ids,
+    return Outcome(key, name=name, description=description, shown=shown_ids,
                    unreadable=skipped, usage=reply.usage)
 
 
-def _load_images(dataset, request, cluster_id, candidates):
+def _load_images(request, target, candidates, more=None):
     """Up to ``num_images`` encoded images in candidate order, unreadable files
-    skipped and replaced by further members; ``(images, [(id, reason)])``."""
+    skipped and replaced by ``more(tried)`` candidates when given;
+    ``(images, [(id, reason)])``."""
     shown, unreadable, tried = [], [], set()
     for batch in (candidates, None):
         if batch is None:
-            batch = selection.more_candidates(dataset, request.config, cluster_id, tried)
+            batch = more(tried)
         for candidate in batch:
             if len(shown) == request.num_images:
                 return shown, unreadable
@@ -170,9 +220,9 @@ def _load_images(dataset, request, cluster_id, candidates):
                 shown.append(images.encode(
                     candidate.sample_id, candidate.filepath, request.max_image_size))
             except images.UnreadableImage as e:
-                logger.warning("Cluster %s: skipping unreadable image %s", cluster_id, e)
+                logger.warning("%s %s: skipping unreadable image %s", *target, e)
                 unreadable.append((candidate.sample_id, str(e)))
-        if len(shown) == request.num_images or not unreadable:
+        if len(shown) == request.num_images or not unreadable or more is None:
             break
     return shown, unreadable
 
@@ -228,11 +278,11 @@ def _save(tx, request, stored):
     ))
 
 
-def _summary(request, entries, targets, new, failed, outcomes, start):
+def _summary(request, entries, targets, new, failed, outcomes, start, groups):
     from .display import summary_markdown
 
     usage = dict(prompt_tokens=0, completion_tokens=0, total_tokens=0)
-    for outcome in outcomes.values():
+    for outcome in outcomes:
         for key in usage:
             usage[key] += (outcome.usage or {}).get(key, 0)
     summary = dict(
@@ -248,6 +298,9 @@ def _summary(request, entries, targets, new, failed, outcomes, start):
         clusters=[dict(id=cid, size=e["size"], name=e.get("name"),
                        description=e.get("description"), error=e.get("error"))
                   for cid, e in entries],
+        groups=[dict(id=gid, size=g["size"], clusters=g["clusters"], name=g.get("name"),
+                     description=g.get("description"), error=g.get("error"))
+                for gid, g in groups],
         usage=usage,
         seconds=round(time.perf_counter() - start, 3),
     )

@@ -18,6 +18,16 @@ SYSTEM = (
     "sentence describing the images."
 )
 USER = "These {num_images} images come from one cluster.{context} Name the cluster."
+GROUP_SYSTEM = (
+    "You name groups of image clusters so that people can browse a dataset. "
+    "You are given the names of the clusters that form one group and a few "
+    "images from them. Say what the clusters have in common. Reply with a JSON "
+    "object with two keys: \"name\", 1 to 4 words naming the group (for "
+    "example \"Animals\", \"Indoor scenes\", \"Sports\"), and "
+    "\"description\", one sentence describing the group."
+)
+GROUP_USER = ("These {num_images} images come from a group of clusters named: "
+              "{clusters}.{context} Name the group.")
 CONTEXT = " About the dataset: {context}"
 
 SCHEMA = {
@@ -43,18 +53,24 @@ class ReplyError(ValueError):
 
 
 def recorded(context):
-    """The prompt as the run config records it (``{num_images}`` left open)."""
-    return dict(system=SYSTEM, user=USER.replace("{context}", _context(context)))
+    """The prompts as the run config records them (``{num_images}`` and
+    ``{clusters}`` left open)."""
+    return dict(system=SYSTEM, user=USER.replace("{context}", _context(context)),
+                group_system=GROUP_SYSTEM,
+                group_user=GROUP_USER.replace("{context}", _context(context)))
 
 
-def messages(images, context, detail):
-    """Chat messages showing ``images`` (EncodedImage) with the prompt."""
-    text = USER.format(num_images=len(images), context=_context(context))
+def messages(images, context, detail, clusters=None):
+    """Chat messages showing ``images`` (EncodedImage) with the prompt for
+    one cluster or, given ``clusters`` (their names), for a group of them."""
+    system, user = (SYSTEM, USER) if clusters is None else (GROUP_SYSTEM, GROUP_USER)
+    text = user.format(num_images=len(images), context=_context(context),
+                       clusters="; ".join(clusters or ()))
     content = [dict(type="text", text=text)] + [
         dict(type="image_url", image_url=dict(url=image.data_url, detail=detail))
         for image in images
     ]
-    return [dict(role="system", content=SYSTEM), dict(role="user", content=content)]
+    return [dict(role="system", content=system), dict(role="user", content=content)]
 
 
 def _context(context):

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from ..clustering import runs
 from ..clustering.params import InputError, Param, ParameterError, coerce_all
 from ..clustering.progress import PROGRESS
+from .record import group_label_field_of
 
 SECRET = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -172,8 +173,14 @@ def validate(dataset, values, api_key):
 
 def check_label_field(dataset, run_key, config, name):
     """Raises ParameterError unless run ``run_key`` may write its names to
-    field ``name``: never over its cluster ids, distances or user data."""
+    field ``name``: never over its cluster ids, distances, groups or user
+    data. The field of its groups' names must be free too."""
     owned = {config.cluster_field: "cluster field", config.distance_field: "distance field"}
+    if getattr(config, "group_field", None):
+        owned[config.group_field] = "group field"
+        owned[group_label_field_of(config)] = "field of group names"
+        runs.check_output_field(dataset, declared("label_field"), group_label_field_of(config),
+                                run_key, overwrite=True)
     if name in owned:
         raise declared("label_field").error(
             f"must differ from the run's {owned[name]} '{name}': cluster ids "

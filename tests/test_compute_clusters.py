@@ -147,7 +147,8 @@ def test_tutorial_flow_two_runs_side_by_side(digits):
     assert rows[0]["n"] == len(digits) and rows[0]["view"] == "dataset"
     assert rows[0]["version"] == "0.1.0"
     assert sum(rows[0]["sizes"]) == len(digits)
-    assert list(rows[1]["timings"]) == ["read", "prepare", "fit", "measure", "write", "total"]
+    assert list(rows[1]["timings"]) == ["read", "prepare", "fit", "measure", "map", "write",
+                                        "total"]
 
 
 def test_view_target_and_samples_without_embeddings():
@@ -217,7 +218,7 @@ def test_delegated_run_reports_progress():
     # the watcher sees the stages in order (the fastest may slip between polls)
     stages = [label.split(" ")[0] for label in labels]
     assert {"read", "fit", "write"} <= set(stages), labels
-    order = ["read", "prepare", "fit", "measure", "write", "done"]
+    order = ["read", "prepare", "fit", "measure", "map", "write", "done"]
     assert stages == sorted(stages, key=order.index), labels
     assert final.status.progress == 1.0 and final.status.label == "done"
     blob_dataset.delete()

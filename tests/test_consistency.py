@@ -117,13 +117,15 @@ def test_runs_deleted_or_renamed_with_fiftyone_tools_leave_nothing_hidden():
     info_of = operator("get_clustering_run_info")
     compute(dataset, run_key="other", embeddings="embedding", kmeans__n_clusters=2,
             reduce="none", progress=False)
-    assert info_of(dataset, "other")["leftovers"] == {"k_cluster": "k", "k_dist": "k"}
+    assert info_of(dataset, "other")["leftovers"] == {"k_cluster": "k", "k_dist": "k",
+                                                      "k_group": "k"}
     with pytest.raises(params.ParameterError, match="left behind by clustering run 'k'"):
         compute(dataset, run_key="k", embeddings="embedding", kmeans__n_clusters=3,
                 reduce="none", progress=False)
     deleted = operator("delete_clustering_run")(dataset, "k")
-    assert sorted(deleted["deleted_fields"]) == ["k_cluster", "k_dist"]
+    assert sorted(deleted["deleted_fields"]) == ["k_cluster", "k_dist", "k_group"]
     assert not dataset.has_field("k_cluster") and not dataset.has_field("k_dist")
+    assert not dataset.has_field("k_group")
 
     # a leftover is taken over by a new run of its key with overwrite
     compute(dataset, run_key="k", embeddings="embedding", kmeans__n_clusters=2,
@@ -137,7 +139,7 @@ def test_runs_deleted_or_renamed_with_fiftyone_tools_leave_nothing_hidden():
     assert info_of(dataset, "renamed")["config"]["cluster_field"] == "k_cluster"
     assert info_of(dataset, "renamed")["leftovers"] == {}
     operator("delete_clustering_run")(dataset, "renamed")
-    assert not dataset.has_field("k_cluster")
+    assert not dataset.has_field("k_cluster") and not dataset.has_field("k_group")
     dataset.delete()
 
 

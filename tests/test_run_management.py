@@ -43,7 +43,7 @@ def test_run_info_lists_only_clustering_runs(dataset):
     assert sum(c["size"] for c in info["clusters"]) == 400
     assert info["metrics"]["silhouette"] > 0.5
     assert [t["stage"] for t in info["timings"]] == [
-        "read", "prepare", "fit", "measure", "write", "total"]
+        "read", "prepare", "fit", "measure", "map", "write", "total"]
 
 
 def test_representatives_are_members_ordered_by_typicality(dataset):
@@ -62,7 +62,7 @@ def test_representatives_are_members_ordered_by_typicality(dataset):
 
 def test_delete_removes_run_and_every_field(dataset):
     result = operator("delete_clustering_run")(dataset, "base")
-    assert set(result["deleted_fields"]) == {"base_cluster", "base_distance"}
+    assert set(result["deleted_fields"]) == {"base_cluster", "base_group", "base_distance"}
     assert "base" not in dataset.list_runs()
     assert not dataset.has_field("base_cluster")
     assert not dataset.has_field("base_distance")

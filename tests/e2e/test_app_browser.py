@@ -18,7 +18,7 @@ from .conftest import (
 
 RUN_KEY = "app_minibatch"
 FIELD = RUN_KEY + "_cluster"
-STAGES = ["read", "prepare", "fit", "measure", "write", "done"]
+STAGES = ["read", "prepare", "fit", "measure", "map", "write", "done"]
 
 
 def resolved_with(uri, **params):

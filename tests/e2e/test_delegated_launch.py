@@ -15,7 +15,7 @@ from conftest import blob_dataset_of
 
 from .conftest import ARTIFACTS, child_env
 
-STAGES = ["read", "prepare", "fit", "measure", "write", "done"]
+STAGES = ["read", "prepare", "fit", "measure", "map", "write", "done"]
 
 
 @pytest.fixture(scope="module")

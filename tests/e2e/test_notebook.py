@@ -103,7 +103,7 @@ assert config.method == "kmeans" and config.cluster_field == "clip_kmeans_cluste
 assert config.num_samples == N and config.num_skipped == 0
 assert [c["id"] for c in results.clusters] == [str(i) for i in range(K)]
 assert [c["size"] for c in results.clusters] == summary["sizes"]
-assert list(results.timings) == ["read", "prepare", "fit", "measure", "write", "total"]
+assert list(results.timings) == ["read", "prepare", "fit", "measure", "map", "write", "total"]
 '''),
     notebook.Step("rename_clustering_run", check='''
 assert not {"clip_kmeans", "clip_k20"} & set(dataset.list_runs()), dataset.list_runs()

@@ -1,0 +1,134 @@
+"""The run's map: a 2-D layout of the features the run clustered, recorded
+as a FiftyOne Brain visualization run (brain key ``<run_key>_map``), so the
+App's Embeddings panel shows the run's samples, coloured by its cluster
+field, without computing embeddings again.
+
+The layout is of the run's own prepared features (normalised, reduced), so
+what the map shows apart is what the method saw apart. ``umap`` embeds at
+most FIT_MAX samples with UMAP and places every other sample at the
+distance-weighted mean of its nearest embedded samples (in the prepared
+space): at 20,000 x 512 that adds about 15% to a default run, where UMAP
+of every sample costs more than the run (``bench/clustering.py --cases
+map``). ``pca`` is the two principal components: free, but clusters
+overlap.
+"""
+
+import numpy as np
+
+from .methods import SMALL_TARGET
+from .params import Param
+
+MAP = Param("map", str, "umap",
+            "A 2-D map of the features the run clustered, recorded as brain run "
+            "<run_key>_map for the App's Embeddings panel",
+            choices=("none", "pca", "umap"))
+# UMAP embeds at most this many samples; the others are placed beside them.
+FIT_MAX = 1_500
+# Map UMAP: the library's defaults, with a fixed number of epochs (its
+# default for small inputs is 500, which costs without showing more).
+UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="euclidean", set_op_mix_ratio=1.0,
+                     n_epochs=200)
+# Placement: the embedded neighbours a sample is placed among, and the
+# dimension placement searches in (wider prepared features go through PCA).
+PLACE_NEIGHBOURS = 5
+PLACE_DIM = 50
+# Marks a brain run as a clustering run's map (a config entry FiftyOne keeps).
+MARK = "clusterlab_map"
+
+
+def brain_key(run_key):
+    """The brain key of run ``run_key``'s map."""
+    return f"{run_key}_map"
+
+
+def recorded_key(config):
+    """The brain key of the map a run's config records, or None."""
+    return (getattr(config, "map", None) or {}).get("brain_key")
+
+
+def is_map(dataset, key):
+    """Whether brain run ``key`` is a map this plugin recorded."""
+    return key in dataset.list_brain_runs(**{MARK: True})
+
+
+def check_key(dataset, run_key, overwrite, param=MAP):
+    """Raises ParameterError (naming ``param``) unless the map of run
+    ``run_key`` may be recorded: its brain key is free, or (with
+    ``overwrite``) it holds this key's earlier map."""
+    key = brain_key(run_key)
+    if key not in dataset.list_runs() + dataset.list_brain_runs() + dataset.list_evaluations():
+        return
+    ours = is_map(dataset, key)
+    if ours and overwrite:
+        return
+    hint = ("set 'Overwrite' (overwrite) to replace it" if ours and param is MAP
+            else "choose another run key")
+    off = f", or set '{MAP.title}' (map) to 'none'" if param is MAP else ""
+    raise param.error(
+        f"needs brain key '{key}' for the run's map, which "
+        f"{'an earlier map of this key' if ours else 'another run'} already uses; "
+        f"{hint}{off}.")
+
+
+def compute(Z, method, random_state=None):
+    """``(points, made)``: the 2-D map of the prepared features ``Z``, one
+    row per row of ``Z``, and how it was made (recorded in the run).
+    Features of at most 2 dimensions are their own map; UMAP needs
+    SMALL_TARGET samples, fewer get PCA."""
+    n, dim = Z.shape
+    if dim <= 2:
+        points = np.zeros((n, 2), dtype=np.float32)
+        points[:, :dim] = Z
+        return points, dict(method="features")
+    if method == "umap" and n >= SMALL_TARGET:
+        return _umap(Z, random_state)
+    if not np.ptp(Z, axis=0).any():  # identical vectors: every point at the origin
+        return np.zeros((n, 2), dtype=np.float32), dict(method="pca")
+    from sklearn.decomposition import PCA
+
+    points = PCA(2, random_state=random_state).fit_transform(Z)
+    return points.astype(np.float32), dict(method="pca")
+
+
+def _umap(Z, random_state):
+    """UMAP of up to FIT_MAX samples of ``Z``; the others placed beside them."""
+    from .features import embed_umap
+
+    n, dim = Z.shape
+    rng = np.random.default_rng(random_state)
+    fit = np.sort(rng.choice(n, FIT_MAX, replace=False)) if n > FIT_MAX else np.arange(n)
+    settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], len(fit) - 1))
+    points = np.empty((n, 2), dtype=np.float32)
+    points[fit] = embed_umap(Z[fit], 2, settings, random_state)
+    rest = np.setdiff1d(np.arange(n), fit)
+    if len(rest):
+        if dim > PLACE_DIM:
+            from sklearn.decomposition import PCA
+
+            pca = PCA(PLACE_DIM, random_state=random_state).fit(Z[fit])
+            Z = pca.transform(Z).astype(np.float32)
+        points[rest] = _place(Z[fit], points[fit], Z[rest])
+    return points, dict(method="umap", fitted_on=len(fit))
+
+
+def _place(base, base_points, queries):
+    """Each query row placed at the inverse-distance weighted mean of the
+    points of its PLACE_NEIGHBOURS nearest ``base`` rows."""
+    import faiss
+
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(np.ascontiguousarray(base, dtype=np.float32))
+    squared, nearest = index.search(np.ascontiguousarray(queries, dtype=np.float32),
+                                    min(PLACE_NEIGHBOURS, len(base)))
+    weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
+    placed = np.einsum("qk,qkd->qd", weights, base_points[nearest])
+    return placed / weights.sum(axis=1, keepdims=True)
+
+
+def save(collection, key, ids, points):
+    """Records ``points`` (rows in the order of sample ``ids``) as brain
+    run ``key`` on ``collection``, replacing a run of that key."""
+    import fiftyone.brain as fob
+
+    fob.compute_visualization(collection, points=dict(zip(map(str, ids), points)),
+                              brain_key=key, progress=False, **{MARK: True})

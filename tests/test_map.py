@@ -1,0 +1,160 @@
+"""A run's map: a 2-D layout of the features it clustered, recorded as the
+brain run ``<run_key>_map`` the App's Embeddings panel shows; deleted,
+renamed and replaced with its run."""
+
+import numpy as np
+import pytest
+
+import fiftyone.brain as fob
+from conftest import blob_dataset_of, blobs, form, make_dataset, operator, plugin_module
+
+ParameterError = plugin_module("clustering.params").ParameterError
+layout = plugin_module("clustering.layout")
+
+
+def compute(dataset, key="runk", **params):
+    params = dict(dict(embeddings="embedding", method="kmeans", kmeans__n_clusters=3,
+                       random_state=0, progress=False), **params)
+    return operator("compute_clusters")(dataset, run_key=key, **params)
+
+
+@pytest.fixture
+def dataset():
+    dataset = blob_dataset_of(300, 6, centers=3, seed=2, cluster_std=0.5)
+    yield dataset
+    dataset.delete()
+
+
+def test_pca_map_is_the_runs_features_in_the_runs_order(dataset):
+    from sklearn.decomposition import PCA
+
+    view = dataset.skip(20)  # a target that is not the whole dataset
+    summary = compute(view, map="pca", normalize=False, reduce="none")
+    assert summary["map"] == dict(method="pca", brain_key="runk_map")
+    assert "Map (pca): brain run `runk_map`" in summary["summary"]
+    info = operator("get_clustering_run_info")(dataset, "runk")
+    assert info["config"]["map"] == dict(method="pca", brain_key="runk_map")
+    assert "map" in [t["stage"] for t in info["timings"]]
+
+    assert dataset.list_brain_runs(type="visualization") == ["runk_map"]
+    results = dataset.load_brain_results("runk_map")
+    ids, X = view.values(["id", "embedding"])
+    assert list(results.sample_ids) == ids
+    expected = PCA(2, random_state=0).fit_transform(np.array(X, dtype=np.float32))
+    np.testing.assert_allclose(results.points, expected, atol=1e-4)
+    assert results.config.method == "manual"
+
+
+def test_umap_map_is_the_default_and_keeps_clusters_apart():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    n = layout.FIT_MAX + 500  # UMAP embeds FIT_MAX of them, the rest are placed
+    dataset = blob_dataset_of(n, 16, centers=5, seed=4, cluster_std=1.0)
+    try:
+        summary = compute(dataset, kmeans__n_clusters=5, reduce="none")
+        assert summary["map"] == dict(method="umap", fitted_on=layout.FIT_MAX,
+                                      brain_key="runk_map")
+        results = dataset.load_brain_results("runk_map")
+        assert results.points.shape == (n, 2) and np.isfinite(results.points).all()
+        labels = dict(zip(*dataset.values(["id", "runk_cluster"])))
+        y = [labels[i] for i in results.sample_ids]
+        # a sample's map neighbours are of its cluster
+        knn = KNeighborsClassifier(5).fit(results.points[::2], y[::2])
+        assert knn.score(results.points[1::2], y[1::2]) > 0.95
+    finally:
+        dataset.delete()
+
+
+def test_small_and_low_dimensional_targets_get_a_map():
+    X, _ = blobs(40, 2, centers=2, seed=1, normalize=False)
+    dataset = make_dataset(X)
+    try:
+        summary = compute(dataset, kmeans__n_clusters=2, map="umap", normalize=False)
+        assert summary["map"]["method"] == "features"  # 2-D features are their own map
+        np.testing.assert_allclose(dataset.load_brain_results("runk_map").points, X)
+        summary = compute(dataset, kmeans__n_clusters=2, map="umap", reduce="pca",
+                          n_components=2, overwrite=True)
+        assert summary["map"]["method"] == "features"
+    finally:
+        dataset.delete()
+    X, _ = blobs(50, 8, centers=2, seed=1)
+    dataset = make_dataset(X)
+    try:  # below 100 samples UMAP says little: PCA
+        assert compute(dataset, kmeans__n_clusters=2)["map"]["method"] == "pca"
+    finally:
+        dataset.delete()
+
+
+def test_delete_removes_the_map(dataset):
+    compute(dataset, map="pca")
+    compute(dataset, key="other", map="pca")
+    operator("delete_clustering_run")(dataset, "runk")
+    dataset.reload()
+    assert dataset.list_brain_runs() == ["other_map"]
+
+
+def test_a_map_left_by_a_run_deleted_outside_the_plugin(dataset):
+    compute(dataset, map="pca")
+    dataset.delete_run("runk")
+    with pytest.raises(ParameterError, match=r"'Map' \(map\).*'runk_map'.*Overwrite"):
+        compute(dataset, map="pca")
+    compute(dataset, map="pca", overwrite=True)  # takes it over
+    dataset.delete_run("runk")
+    operator("delete_clustering_run")(dataset, "runk")  # removes its leftovers
+    dataset.reload()
+    assert dataset.list_brain_runs() == [] and not dataset.has_field("runk_cluster")
+
+
+def test_rename_renames_the_map(dataset):
+    compute(dataset, map="pca")
+    before = dataset.load_brain_results("runk_map").points
+    operator("rename_clustering_run")(dataset, "runk", "renamed")
+    dataset.reload()
+    assert dataset.list_brain_runs() == ["renamed_map"]
+    np.testing.assert_array_equal(dataset.load_brain_results("renamed_map").points, before)
+    info = operator("get_clustering_run_info")(dataset, "renamed")
+    assert info["config"]["map"]["brain_key"] == "renamed_map"
+    operator("delete_clustering_run")(dataset, "renamed")
+    dataset.reload()
+    assert dataset.list_brain_runs() == []
+
+
+def test_rename_refuses_a_taken_map_key(dataset):
+    compute(dataset, map="pca")
+    fob.compute_visualization(dataset, points=np.zeros((len(dataset), 2)),
+                              brain_key="taken_map")
+    with pytest.raises(ParameterError, match=r"'New run key' \(new_run_key\).*'taken_map'"):
+        operator("rename_clustering_run")(dataset, "runk", "taken")
+    assert sorted(dataset.list_brain_runs()) == ["runk_map", "taken_map"]
+
+
+def test_overwrite_replaces_the_map_or_removes_it(dataset):
+    compute(dataset, map="pca")
+    pca = dataset.load_brain_results("runk_map").points
+    compute(dataset, map="umap", overwrite=True)
+    dataset.reload()
+    assert dataset.get_run_info("runk").config.map["method"] == "umap"
+    assert not np.allclose(dataset.load_brain_results("runk_map").points, pca)
+    summary = compute(dataset, map="none", overwrite=True)
+    dataset.reload()
+    assert summary["map"] is None and dataset.list_brain_runs() == []
+    assert dataset.get_run_info("runk").config.map is None
+
+
+@pytest.mark.parametrize("value", ["tsne", 2, True])
+def test_bad_map_values_name_the_parameter(dataset, value):
+    with pytest.raises(ParameterError, match=r"'Map' \(map\) must be one of 'none', 'pca', "
+                                             r"'umap'"):
+        compute(dataset, map=value)
+    assert dataset.list_runs() == [] and dataset.list_brain_runs() == []
+
+
+def test_a_brain_key_in_use_is_refused_before_anything_is_written(dataset):
+    fob.compute_visualization(dataset, points=np.zeros((len(dataset), 2)),
+                              brain_key="runk_map")
+    with pytest.raises(ParameterError, match=r"'Map' \(map\).*'runk_map'.*another run"):
+        compute(dataset, map="pca", overwrite=True)
+    assert dataset.list_runs() == []
+    assert compute(dataset, map="none")["map"] is None  # without a map it runs
+    fields = form("compute_clusters", dataset, dict(run_key="runk", embeddings="embedding"))
+    assert [c["value"] for c in fields["map"]["view"]["choices"]] == ["none", "pca", "umap"]
