@@ -8,11 +8,13 @@ and the bare library on an in-memory copy of the same vectors. K-means'
 fit is compared with its BLAS bound: the Lloyd iterations it ran (each
 counted as a full assignment of every sample, as plain Lloyd computes it)
 times 2 N d k FLOPs, divided by that rate. Reading and writing are compared
-with a bare cursor plus decode, and a bare bulk update of the same values.
+with a bare cursor plus decode, and a bare bulk update of the same values
+(with and without the indexed ``last_modified_at`` that FiftyOne's writes set).
 
     python bench/clustering.py                 # 20k and 100k x 512
     python bench/clustering.py --million       # adds 1M x 512
     python bench/clustering.py --cases kmeans,io --sizes 100000
+    python bench/clustering.py --cases map      # the map's cost at 20k
 """
 
 import argparse
@@ -22,6 +24,7 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -47,6 +50,8 @@ TARGETS = {("kmeans", 100_000): (5, None), ("kmeans", 1_000_000): (60, 3072),
 # cases that take seconds at N <= 100k: run several times, since a run of a
 # few seconds on a shared 2-core machine varies by a second or two
 QUICK = ("kmeans", "minibatch_kmeans", "io")
+# the map's cost is measured at this size (its budget: +30% of the run)
+MAP_N = 20_000
 
 
 def peak_rss_mb():
@@ -225,17 +230,59 @@ def run_io(n):
     by_value = {}
     for _id, value in zip(ids, labels):
         by_value.setdefault(value, []).append(_id)
-    ops = [UpdateMany({"_id": {"$in": chunk[i:i + 50_000]}}, {"$set": {"io_bare": value}})
-           for value, chunk in by_value.items() for i in range(0, len(chunk), 50_000)]
-    write_bare = _timed(lambda: coll.bulk_write(ops, ordered=False))
+
+    def bare_write(stamp):
+        """One bulk update of the same values; ``stamp`` also sets the
+        indexed ``last_modified_at``, as FiftyOne's own writes and ours do."""
+        coll.update_many({"io_bare": {"$exists": True}}, {"$unset": {"io_bare": ""}})
+        settle(ds)
+        extra = {"last_modified_at": datetime.now(timezone.utc)} if stamp else {}
+        ops = [UpdateMany({"_id": {"$in": chunk[i:i + 50_000]}},
+                          {"$set": {"io_bare": value, **extra}})
+               for value, chunk in by_value.items() for i in range(0, len(chunk), 50_000)]
+        return _timed(lambda: coll.bulk_write(ops, ordered=False))
+
+    write_bare, write_stamped = bare_write(False), bare_write(True)
     ds.delete_sample_field("io_ours")
     coll.update_many({}, {"$unset": {"io_bare": ""}})
     return dict(case="io", n=n, read_ours=read_ours, read_bare=read_bare,
-                write_ours=write_ours, write_bare=write_bare)
+                write_ours=write_ours, write_bare=write_bare, write_stamped=write_stamped)
+
+
+def run_map(n, repeats=3):
+    """The k-means case (every other setting at its default) without a map
+    and with the default map, alternately in one process; medians of
+    ``repeats`` pairs, the map's stage and the ratio of their wall times."""
+    import statistics
+
+    from bench import data
+
+    modules = plugin()
+    import fiftyone.operators as foo
+
+    ds = data.dataset(n, D, K, seed=SEED)
+    compute = foo.get_operator("@clusterlab/clustering/compute_clusters")
+    default = modules("clustering.layout").MAP.default
+    compile_seconds(modules, "kmeans")
+    settle(ds)
+    walls, stages = {"none": [], default: []}, []
+    for _ in range(repeats):
+        for choice, times in walls.items():
+            summaries = []
+            times.append(_timed(lambda: summaries.append(compute(
+                ds, run_key="bench_map", embeddings="embedding", method="kmeans",
+                kmeans__n_clusters=K, random_state=SEED, map=choice, overwrite=True,
+                progress=False))))
+        stages.append(summaries[0]["timings"]["map"])
+    without, with_map = (statistics.median(t) for t in walls.values())
+    return dict(case="map", n=n, default=default, runs=[dict(
+        wall=with_map, without=without, map_stage=statistics.median(stages),
+        ratio=with_map / without)])
 
 
 def child(args):
-    result = run_io(args.n) if args.case == "io" else run_case(args.case, args.n)
+    runner = dict(io=run_io, map=run_map).get(args.case)
+    result = runner(args.n) if runner else run_case(args.case, args.n)
     print("RESULT " + json.dumps(result))
 
 
@@ -256,10 +303,13 @@ def tables(rows):
         "peak RSS MB | ARI | clusters | one-time compile s | bare s | bare ARI | target |",
         "|" + "---|" * 16,
     ]
-    blas, seeds, io = [], [], []
+    blas, seeds, io, maps = [], [], [], []
     for row in rows:
         if row["case"] == "io":
             io.append(row)
+            continue
+        if row["case"] == "map":
+            maps.append(row)
             continue
         if row["case"] == "kmeans_seeds":
             seeds.append(row)
@@ -294,19 +344,29 @@ def tables(rows):
                    "| | |")
     if io:
         out += ["", "| N x 512 | read s | bare cursor + decode s | read throughput vs bare | "
-                "write s | bare bulk update s | write time vs bare |",
-                "|---|---|---|---|---|---|---|"]
+                "write s | bare bulk update s | bare + last_modified_at s | "
+                "write time vs bare | vs bare + last_modified_at |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for r in io:
             out.append(
                 f"| {r['n']:,} | {r['read_ours']:.1f} | {r['read_bare']:.1f} | "
                 f"{r['read_bare'] / r['read_ours']:.0%} | {r['write_ours']:.1f} | "
-                f"{r['write_bare']:.1f} | {r['write_ours'] / r['write_bare']:.2f}x |")
+                f"{r['write_bare']:.1f} | {r['write_stamped']:.1f} | "
+                f"{r['write_ours'] / r['write_bare']:.2f}x | "
+                f"{r['write_ours'] / r['write_stamped']:.2f}x |")
+    for row in maps:
+        run = row["runs"][0]
+        out += ["", f"| k-means {row['n']:,} x {D}, k={K} | without map s | "
+                f"map=\"{row['default']}\" s | map stage s | with / without |",
+                "|---|---|---|---|---|",
+                f"| median of 3 pairs | {run['without']:.1f} | {run['wall']:.1f} | "
+                f"{run['map_stage']:.2f} | {run['ratio']:.2f} |"]
     return "\n".join(out)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="kmeans,kmeans_seeds,minibatch_kmeans,hdbscan,io")
+    parser.add_argument("--cases", default="kmeans,kmeans_seeds,minibatch_kmeans,hdbscan,io,map")
     parser.add_argument("--sizes", help="comma-separated N (default: each case's own)")
     parser.add_argument("--million", action="store_true", help="include N = 1,000,000")
     parser.add_argument("--repeat", type=int, default=3,
@@ -322,7 +382,8 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
     plan = []
     for case in args.cases.split(","):
-        defaults = CASES[case][2] if case in CASES else (100_000,)
+        defaults = CASES[case][2] if case in CASES else (
+            (MAP_N,) if case == "map" else (100_000,))
         for n in sizes or defaults:
             if n >= 1_000_000 and not (args.million or sizes):
                 continue

@@ -211,6 +211,7 @@ class Transaction:
         self.committed = True
         failpoint("committed")
         report = _apply(self.dataset, self.id, self._ids[0], steps, 0, self._memory)
+        failpoint("applied")
         self.applied = True
         return report
 

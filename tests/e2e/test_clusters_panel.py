@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from conftest import URI, blobs, make_dataset, operator
+from bench import data
+from conftest import URI, operator
 from llm_server import LLMServer
 
 from .conftest import (
@@ -380,8 +381,8 @@ def loaded_images(page):
 def test_100_clusters_of_100k_samples_render(app, page, tmp_path):
     """Timed, not asserted: opening the panel on a run of 100 clusters over
     100,000 samples, and showing one of them in the grid."""
-    X, y = blobs(100_000, 16, centers=100, seed=0, cluster_std=0.2)
-    dataset = make_dataset(X)
+    _, y = data.blobs(100_000, 16, 100, seed=0)
+    dataset = data.dataset(100_000, 16, 100, seed=0, persistent=False)  # inserted in bulk
     try:
         files = colour_files(str(tmp_path), 100)
         dataset.set_values("filepath", [files[i] for i in y])

@@ -162,7 +162,7 @@ def test_new_run_killed_during_a_stage_leaves_no_trace(big, stage, after):
 @pytest.mark.parametrize("failpoint,whole", [
     ("staged", None),         # staged, not committed: rolled back
     ("step1", (5, "new_dist")),       # committed, fields written: rolled forward
-    ("step3", (5, "new_dist")),       # run registered, journal not yet cleared
+    ("applied", (5, "new_dist")),     # run registered, journal not yet cleared
 ])
 def test_new_run_killed_inside_the_commit(big, failpoint, whole):
     child = child_compute(big, "new", 5, failpoint=failpoint, distance_field="new_dist")
