@@ -141,3 +141,11 @@ def blob_dataset():
     dataset = blob_dataset_of(600, 16, centers=4, seed=1, cluster_std=0.5)
     yield dataset
     dataset.delete()
+
+
+def groups_to_name(dataset, key):
+    """How many groups of run ``key`` labeling asks the model to name: those
+    of two or more clusters (a group of one takes its cluster's name)."""
+    dataset.reload()  # another process (a launcher) may have saved them
+    groups = dataset.load_run_results(key, cache=False).groups or []
+    return sum(len(g["clusters"]) > 1 for g in groups)

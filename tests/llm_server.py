@@ -48,6 +48,17 @@ class Received:
     status: int = None
     fault: tuple = None
 
+    @property
+    def names(self):
+        """What the request asks to name ("cluster" or "group"), read from its prompt."""
+        return "group" if self.text.rstrip().endswith("Name the group.") else "cluster"
+
+
+def asked(requests):
+    """``(clusters, groups)``: how many of ``requests`` name a cluster, how many a group."""
+    kinds = [r.names for r in requests]
+    return kinds.count("cluster"), kinds.count("group")
+
 
 class LLMServer:
     """Start with ``with LLMServer(key, model) as server:``; ``server.url`` is

@@ -11,8 +11,8 @@ import uuid
 from bson import ObjectId
 from playwright.sync_api import expect
 
-from conftest import URI, operator
-from llm_server import LLMServer
+from conftest import URI, groups_to_name, operator
+from llm_server import LLMServer, asked
 
 from .conftest import (
     APP_LLM_MODEL, VIEW, choose, execution_of, fold_stream, form_field,
@@ -89,7 +89,8 @@ def test_labeling_scheduled_from_the_app_runs_under_the_launcher(
         (op,), output = run_launcher([op_id], "schedule-label-launcher.log",
                                      OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url)
         assert op.run_state == "completed", (op.run_state, op.result, output)
-        assert server.problems == [] and len(server.requests) == 5
+        assert server.problems == [] and asked(server.requests) == (
+            5, groups_to_name(digits, run_key))
 
     digits.reload()
     clusters = digits.load_run_results(run_key, cache=False).clusters
@@ -167,7 +168,7 @@ def test_without_scheduling_labeling_executes_now_in_the_app(app, page, digits):
     operator("compute_clusters")(digits, run_key=run_key, embeddings="pixels",
                                  method="kmeans", kmeans__n_clusters=3, reduce="none",
                                  random_state=0)
-    asked = len(app.llm.requests)
+    before = len(app.llm.requests)
     page.goto(f"{app.url}/datasets/{digits.name}")
     expect(page.locator("[data-cy=entry-counts]")).to_have_text(f"{len(digits):,} samples")
 
@@ -203,7 +204,8 @@ def test_without_scheduling_labeling_executes_now_in_the_app(app, page, digits):
     clusters = digits.load_run_results(run_key, cache=False).clusters
     names = {c["id"]: c["name"] for c in clusters}
     assert all(names.values()) and len(set(names.values())) == 3, names
-    assert len(app.llm.requests) - asked == 3 and app.llm.problems == []
+    assert asked(app.llm.requests[before:]) == (3, groups_to_name(digits, run_key))
+    assert app.llm.problems == []
     expect(view).to_contain_text(f"3 of 3 clusters named by {APP_LLM_MODEL}")
     shown = {row[0]: row[2] for row in table_rows(view)}  # Cluster -> Name
     assert shown == names, (shown, names)

@@ -19,8 +19,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from bench import data
-from conftest import URI, operator
-from llm_server import LLMServer
+from conftest import URI, groups_to_name, operator
+from llm_server import LLMServer, asked
 
 from .conftest import (
     APP_LLM_MODEL, PROMPT, VIEW, choose, execution_of, form_field, generator_execution_of,
@@ -232,7 +232,7 @@ def test_name_the_clusters_from_the_panel(app, page, digits, digits_run):
     the cards show the names the run records, and a name given by hand
     stays."""
     operator("name_cluster")(digits, digits_run, "0", "Named by a person")
-    asked = len(app.llm.requests)
+    before = len(app.llm.requests)
     panel = open_panel(page, digits, app.url)
     expect(card(panel, "0 · Named by a person")).to_be_visible()
     panel.get_by_role("button", name="Name clusters").click()
@@ -251,7 +251,8 @@ def test_name_the_clusters_from_the_panel(app, page, digits, digits_run):
     expect(view).to_be_hidden()
 
     clusters = clusters_of(digits, digits_run)
-    assert len(app.llm.requests) - asked == 9 and app.llm.problems == []
+    assert asked(app.llm.requests[before:]) == (9, groups_to_name(digits, digits_run))
+    assert app.llm.problems == []
     assert clusters[0]["name"] == "Named by a person" and clusters[0]["naming"] == "manual"
     for c in clusters:
         assert c["name"], c

@@ -8,8 +8,8 @@ import uuid
 
 from bson import ObjectId, json_util
 
-from conftest import operator
-from llm_server import LLMServer
+from conftest import groups_to_name, operator
+from llm_server import LLMServer, asked
 
 from .conftest import run_launcher
 
@@ -35,7 +35,8 @@ def test_labeling_under_the_launcher_with_key_and_base_url_in_its_environment(
         (op,), output = run_launcher([op_id], "delegated-labeling.log",
                                      OPENAI_API_KEY=KEY, OPENAI_BASE_URL=server.url)
         assert op.run_state == "completed", (op.result, output)
-        assert server.problems == [] and len(server.requests) == 6
+        assert server.problems == [] and asked(server.requests) == (
+            6, groups_to_name(digits, "e2e_named"))
 
     digits.reload()
     clusters = digits.load_run_results("e2e_named", cache=False).clusters
