@@ -299,9 +299,9 @@ def _target(case, n, wall, peak):
 def tables(rows):
     """The markdown tables of ``rows``."""
     out = [
-        "| case | N x d | prep | end-to-end s | read | prepare | fit | measure | write | "
+        "| case | N x d | prep | end-to-end s | read | prepare | fit | measure | map | write | "
         "peak RSS MB | ARI | clusters | one-time compile s | bare s | bare ARI | target |",
-        "|" + "---|" * 16,
+        "|" + "---|" * 17,
     ]
     blas, seeds, io, maps = [], [], [], []
     for row in rows:
@@ -320,7 +320,8 @@ def tables(rows):
         out.append(
             f"| {row['case']} | {row['n']:,} x {D} | {run['prepare']['reduce']} | "
             f"{run['wall']:.1f} | {s['read']:.1f} | {s['prepare']:.1f} | {s['fit']:.1f} | "
-            f"{s['measure']:.1f} | {s['write']:.1f} | {row['peak_rss_mb']:.0f} | "
+            f"{s['measure']:.1f} | {s.get('map', 0):.1f} | {s['write']:.1f} | "
+            f"{row['peak_rss_mb']:.0f} | "
             f"{run['ari']:.3f} | {run['clusters']} | {compiled} | {row['bare']:.1f} | "
             f"{row['bare_ari']:.3f} | {_target(row['case'], row['n'], run['wall'], row['peak_rss_mb'])} |")
         if "bound" in run:
