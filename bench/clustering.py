@@ -270,10 +270,11 @@ def run_map(n, repeats=3):
         for choice, times in walls.items():
             summaries = []
             times.append(_timed(lambda: summaries.append(compute(
-                ds, run_key="bench_map", embeddings="embedding", method="kmeans",
+                ds, run_key="mapped", embeddings="embedding", method="kmeans",
                 kmeans__n_clusters=K, random_state=SEED, map=choice, overwrite=True,
                 progress=False))))
         stages.append(summaries[0]["timings"]["map"])
+    foo.get_operator("@clusterlab/clustering/delete_clustering_run")(ds, "mapped")
     without, with_map = (statistics.median(t) for t in walls.values())
     return dict(case="map", n=n, default=default, runs=[dict(
         wall=with_map, without=without, map_stage=statistics.median(stages),
