@@ -130,7 +130,7 @@ def test_tutorial_flow_two_runs_side_by_side(digits):
         "for key in ('kmeans_2d', 'hdbscan_hd'):\n"
         "    info = ds.get_run_info(key)\n"
         "    res = ds.load_run_results(key)\n"
-        "    print(json.dumps(dict(method=info.config.method,\n"
+        "    print('ROW', json.dumps(dict(method=info.config.method,\n"
         "        params=info.config.params, field=info.config.cluster_field,\n"
         "        view=info.config.view, n=info.config.num_samples,\n"
         "        version=info.config.plugin_version,\n"
@@ -142,7 +142,8 @@ def test_tutorial_flow_two_runs_side_by_side(digits):
     assert proc.returncode == 0, proc.stderr
     assert "warn" not in (proc.stderr + proc.stdout).lower()
     assert "Unable to load" not in proc.stderr
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    rows = [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("ROW ")]
+    assert len(rows) == 2, proc.stdout
     assert rows[0]["method"] == "kmeans" and rows[0]["field"] == "kmeans_2d_cluster"
     assert rows[0]["n"] == len(digits) and rows[0]["view"] == "dataset"
     assert rows[0]["version"] == "0.1.0"
