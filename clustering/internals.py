@@ -37,6 +37,35 @@ def view_kind(collection):
     return None
 
 
+def label_root(collection, label_field):
+    """``(path, is_list)``: where the objects of ``label_field`` are stored
+    (``ground_truth.detections`` for Detections, the field itself for one
+    Detection), and whether that path holds a list."""
+    found = getattr(collection, "_get_label_field_root", None)
+    if found is not None and not public_only():
+        return found(label_field)
+    list_field = getattr(collection.get_field(label_field).document_type,
+                         "_LABEL_LIST_FIELD", None)
+    return (f"{label_field}.{list_field}", True) if list_field else (label_field, False)
+
+
+def label_of(dataset, path):
+    """``(label field, objects path, is_list)`` when ``path`` names an
+    attribute of the objects of a label field (``ground_truth.detections.x``),
+    else None: the path is a sample field."""
+    import fiftyone as fo
+
+    parts = path.split(".")
+    for i in range(1, len(parts)):
+        field = dataset.get_field(".".join(parts[:i]))
+        if isinstance(field, fo.EmbeddedDocumentField) and issubclass(
+                field.document_type, fo.Label):
+            label_field = ".".join(parts[:i])
+            root, is_list = label_root(dataset, label_field)
+            return (label_field, root, is_list) if path.startswith(root + ".") else None
+    return None
+
+
 def view_stages(collection):
     """The view's stages, serialized as FiftyOne stores a run's view."""
     import fiftyone as fo
@@ -87,8 +116,8 @@ def raw_batches(collection, path, batch_size):
     when the private aggregation helpers are missing (use ``values()``)."""
     if public_only():
         return None
-    dataset = root_dataset(collection)
-    coll = samples_of(dataset)
+    # the documents of a patches view live in its own dataset, not the root's
+    coll = samples_of(getattr(collection, "_dataset", collection))
     if coll is None or not hasattr(coll, "aggregate_raw_batches") or not all(
             hasattr(collection, a) for a in ("_pipeline", "_handle_db_field")):
         return None

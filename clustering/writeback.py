@@ -2,10 +2,13 @@
 
 These are the field steps a committed transaction applies (see
 ``transactions``); each is idempotent, so a crash in the middle is finished
-by running it again. Strings are written with one ``update_many`` per
-distinct value (k writes, not N), floats per sample, as a few concurrent
-bulk writes; where FiftyOne's internals are unavailable, the same values go
-through ``set_values()``. Written samples get ``last_modified_at`` as
+by running it again. A field is on the samples, or on the objects of a
+label field (a patch run's ``ground_truth.detections.x``): then the ids are
+the objects' ids and each update reaches them through an array filter.
+Strings are written with one ``update_many`` per distinct value (k writes,
+not N), floats per unit, as a few concurrent bulk writes; where FiftyOne's
+internals are unavailable, the same values go through ``set_values()`` (or
+``set_label_values()``). Written samples get ``last_modified_at`` as
 FiftyOne's own writes stamp them. Each field the plugin creates is marked
 in its ``info`` with the run that owns it, so fields left behind by runs
 deleted outside the plugin can be found again.
@@ -24,6 +27,41 @@ _WRITERS = 4  # as fast as 2 on a 2-core machine, faster where the database has 
 OWNER_INFO = "clusterlab_run"
 # What each kind of field the plugin writes holds: FiftyOne's field type, Python's.
 _KINDS = dict(str=("StringField", str), float=("FloatField", float), bool=("BooleanField", bool))
+
+
+class _Place:
+    """Where a field's values are stored: on the samples, matched by their
+    id, or on the objects of a label field, matched by theirs (through the
+    array filter ``unit`` when the objects are a list)."""
+
+    def __init__(self, dataset, field):
+        found = internals.label_of(dataset, field)
+        self.root, self.is_list = found[1:] if found else (None, False)
+        self.id = f"{self.root}._id" if self.root else "_id"
+
+    def each(self, field):
+        """``field`` as an update sets it on the units its filter matches."""
+        return f"{self.root}.$[unit]{field[len(self.root):]}" if self.is_list else field
+
+    def every(self, field):
+        """``field`` as an update sets it on every unit of a document."""
+        return f"{self.root}.$[]{field[len(self.root):]}" if self.is_list else field
+
+    def filters(self, conditions):
+        """The array filters matching the units on ``{stored path: condition}``."""
+        if not self.is_list:
+            return None
+        return [{"unit" + path[len(self.root):]: c for path, c in conditions.items()}]
+
+    def update(self, ids, change, where=None):
+        """An ``UpdateMany`` of ``change`` for the units ``ids`` (those of
+        them matching ``where``, ``{stored path: condition}``)."""
+        from pymongo import UpdateMany
+
+        within, where = {"$in": ids}, where or {}
+        # a document of objects is matched if any of them is; the filter picks them
+        matched = {self.id: within, **({} if self.is_list else where)}
+        return UpdateMany(matched, change, array_filters=self.filters({self.id: within, **where}))
 
 
 def ensure_field(dataset, field, kind, owner):
@@ -66,21 +104,22 @@ def write_field(dataset, field, kind, ids, values, replace, owner, derived=None)
         for other, of_value in derived.items():
             _write_public(dataset, other, "str", ids, [of_value[v] for v in values], replace)
         return _write_public(dataset, field, kind, ids, values, replace)
-    stamp = _stamp(dataset)
+    stamp, place = _stamp(dataset), _Place(dataset, field)
     if replace:
         fields = [field, *derived]
         coll.update_many({"$or": [{f: {"$exists": True}} for f in fields]},
-                         {"$unset": dict.fromkeys(fields, ""), **_touch(stamp)})
+                         {"$unset": {place.every(f): "" for f in fields}, **_touch(stamp)})
     if kind == "float":
         from pymongo import UpdateOne
 
-        ops = [UpdateOne({"_id": _id}, {"$set": {field: float(v), **stamp}})
+        ops = [UpdateOne({place.id: _id}, {"$set": {place.each(field): float(v), **stamp}},
+                         array_filters=place.filters({place.id: _id}))
                for _id, v in zip(ids, values) if not np.isnan(v)]
     else:
-        ops = _grouped_updates(ids, values, field, stamp, _KINDS[kind][1], derived)
+        ops = _grouped_updates(place, ids, values, field, stamp, _KINDS[kind][1], derived)
     written = _bulk_write(coll, ops)
     internals.refresh_samples(dataset)
-    return written
+    return _count_units(coll, place, ids) if place.root else written
 
 
 def write_per_cluster(dataset, field, cluster_field, values, owner):
@@ -90,36 +129,62 @@ def write_per_cluster(dataset, field, cluster_field, values, owner):
     ensure_field(dataset, field, "str", owner)
     coll = internals.samples_of(dataset)
     if coll is None:
-        from fiftyone import ViewField as F
-
-        dataset.clear_sample_field(field)
-        for cid, value in values.items():
-            view = dataset.match(F(cluster_field) == cid)
-            view.set_values(field, [value] * len(view))
-        return sum(dataset.count_values(field).get(v, 0) for v in set(values.values()))
+        _clear_public(dataset, field)
+        ids, clusters = _values_public(dataset, cluster_field)
+        return _set_public(dataset, field, {i: values[c] for i, c in zip(ids, clusters)
+                                            if c in values})
     from pymongo import UpdateMany
 
-    stamp = _stamp(dataset)
+    stamp, place = _stamp(dataset), _Place(dataset, field)
     coll.update_many({field: {"$exists": True}},
-                     {"$unset": {field: ""}, **_touch(stamp)})
+                     {"$unset": {place.every(field): ""}, **_touch(stamp)})
     written = _bulk_write(coll, [
-        UpdateMany({cluster_field: cid}, {"$set": {field: value, **stamp}})
+        UpdateMany({cluster_field: cid}, {"$set": {place.each(field): value, **stamp}},
+                   array_filters=place.filters({cluster_field: cid}))
         for cid, value in values.items()])
     internals.refresh_samples(dataset)
-    return written
+    return dataset.count(field) if place.root else written
 
 
 def _write_public(dataset, field, kind, ids, values, replace):
     """``write_field`` through FiftyOne's public API."""
     if replace:
+        _clear_public(dataset, field)
+    cast = _KINDS[kind][1]
+    return _set_public(dataset, field, {
+        str(i): None if kind == "float" and np.isnan(v) else cast(v)
+        for i, v in zip(ids, values)})
+
+
+def _values_public(dataset, field):
+    """``(ids, values)`` of ``field`` for every unit (sample or object) holding it."""
+    found = internals.label_of(dataset, field)
+    ids, values = dataset.values([f"{found[1]}.id" if found else "id", field],
+                                 unwind=bool(found))
+    held = [(i, v) for i, v in zip(ids, values) if v is not None]
+    return [i for i, _ in held], [v for _, v in held]
+
+
+def _clear_public(dataset, field):
+    """Removes ``field``'s value from every unit, through the public API."""
+    if internals.label_of(dataset, field):
+        _set_public(dataset, field, dict.fromkeys(_values_public(dataset, field)[0]))
+    else:
         dataset.clear_sample_field(field)
-    by_id = {str(i): v for i, v in zip(ids, values)}
+
+
+def _set_public(dataset, field, by_id):
+    """Sets ``field`` of the units of ids ``by_id`` to their values; returns
+    how many of them still exist."""
+    found = internals.label_of(dataset, field)
+    if found:
+        existing = set(dataset.values(f"{found[1]}.id", unwind=True))
+        present = {i: v for i, v in by_id.items() if i in existing}
+        dataset.set_label_values(field, present)
+        return len(present)
     view = dataset.select(list(by_id))
     present = view.values("id")
-    cast = _KINDS[kind][1]
-    new = [None if kind == "float" and np.isnan(by_id[i]) else cast(by_id[i])
-           for i in present]
-    view.set_values(field, new)
+    view.set_values(field, [by_id[i] for i in present])
     return len(present)
 
 
@@ -130,46 +195,64 @@ def unset_values(dataset, field, ids):
         return
     coll = internals.samples_of(dataset)
     if coll is None:
-        view = dataset.select([str(i) for i in ids]).exists(field)
-        view.set_values(field, [None] * len(view))
+        _set_public(dataset, field, dict.fromkeys(map(str, ids)))
         return
-    from pymongo import UpdateMany
-
-    stamp = _stamp(dataset)
-    _bulk_write(coll, [
-        UpdateMany({"_id": {"$in": chunk}, field: {"$exists": True}},
-                   {"$unset": {field: ""}, **_touch(stamp)})
-        for chunk in _chunks(ids)])
+    stamp, place = _stamp(dataset), _Place(dataset, field)
+    _bulk_write(coll, [place.update(chunk, {"$unset": {place.each(field): ""}, **_touch(stamp)})
+                       for chunk in _chunks(ids)])
     internals.refresh_samples(dataset)
 
 
-def edit_tags(dataset, ids, tag, remove=False, replace=False):
-    """Adds sample tag ``tag`` to the samples ``ids``, or with ``remove``
-    takes it off them; ``replace`` first takes it off every sample. Returns
-    how many of ``ids`` changed."""
+def edit_tags(dataset, ids, tag, remove=False, replace=False, tags="tags"):
+    """Adds tag ``tag`` to the units ``ids`` (samples, or with ``tags`` the
+    tags path of a label field's objects), or with ``remove`` takes it off
+    them; ``replace`` first takes it off every unit. Returns how many of
+    ``ids`` changed."""
     coll = internals.samples_of(dataset)
     if coll is None:
-        return _edit_tags_public(dataset, ids, tag, remove, replace)
-    from pymongo import UpdateMany
-
-    stamp = _stamp(dataset)
+        return _edit_tags_public(dataset, ids, tag, remove, replace, tags)
+    stamp, place = _stamp(dataset), _Place(dataset, tags)
     if replace:
-        coll.update_many({"tags": tag}, {"$pull": {"tags": tag}, **_touch(stamp)})
+        coll.update_many({tags: tag}, {"$pull": {place.every(tags): tag}, **_touch(stamp)})
+    changed = _count_units(coll, place, ids, {tags: tag if remove else {"$ne": tag}})
     if remove:
-        which, change = {"tags": tag}, {"$pull": {"tags": tag}}
+        which, change = {tags: tag}, {"$pull": {place.each(tags): tag}}
     else:  # $addToSet cannot add to a null list
-        _bulk_write(coll, [UpdateMany({"_id": {"$in": chunk}, "tags": None},
-                                      {"$set": {"tags": []}}) for chunk in _chunks(ids)])
-        which, change = {"tags": {"$ne": tag}}, {"$addToSet": {"tags": tag}}
-    changed = _bulk_write(coll, [
-        UpdateMany({"_id": {"$in": chunk}, **which}, {**change, **_touch(stamp)})
-        for chunk in _chunks(ids)])
+        _bulk_write(coll, [place.update(chunk, {"$set": {place.each(tags): []}}, {tags: None})
+                           for chunk in _chunks(ids)])
+        which, change = {tags: {"$ne": tag}}, {"$addToSet": {place.each(tags): tag}}
+    _bulk_write(coll, [place.update(chunk, {**change, **_touch(stamp)}, which)
+                       for chunk in _chunks(ids)])
     internals.refresh_samples(dataset)
     return changed
 
 
-def _edit_tags_public(dataset, ids, tag, remove, replace):
+def _count_units(coll, place, ids, which=None):
+    """How many of the units ``ids`` exist (and match ``which``, ``{stored
+    path: condition}``)."""
+    which = which or {}
+    if not place.root:
+        return sum(coll.count_documents({"_id": {"$in": chunk}, **which})
+                   for chunk in _chunks(ids))
+    unwind = [{"$unwind": "$" + place.root}] if place.is_list else []
+    return sum(next(coll.aggregate([{"$match": {place.id: {"$in": chunk}}}, *unwind,
+                                    {"$match": {place.id: {"$in": chunk}, **which}},
+                                    {"$count": "n"}]), {}).get("n", 0)
+               for chunk in _chunks(ids))
+
+
+def _edit_tags_public(dataset, ids, tag, remove, replace, tags):
     """``edit_tags`` through FiftyOne's public API."""
+    found = internals.label_of(dataset, tags)
+    if found:
+        fields = found[0]
+        if replace:
+            dataset.untag_labels(tag, label_fields=fields)
+        view = dataset.select_labels(ids=[str(i) for i in ids], fields=fields)
+        before = view.count_label_tags(label_fields=fields).get(tag, 0)
+        (view.untag_labels if remove else view.tag_labels)(tag, label_fields=fields)
+        after = view.count_label_tags(label_fields=fields).get(tag, 0)
+        return abs(after - before)
     if replace:
         dataset.untag_samples(tag)
     changing = dataset.select([str(i) for i in ids]).match_tags(tag, bool=remove)
@@ -210,11 +293,9 @@ def _bulk_write(coll, ops):
         return sum(r.matched_count for r in results)
 
 
-def _grouped_updates(ids, values, field, stamp, cast, derived):
+def _grouped_updates(place, ids, values, field, stamp, cast, derived):
     """One ``update_many`` per distinct value (per ``$in`` chunk), setting
     ``field`` and the ``derived`` fields that follow from the value."""
-    from pymongo import UpdateMany
-
     ids = np.asarray(ids, dtype=object)
     distinct, codes = np.unique(values, return_inverse=True)
     order = np.argsort(codes, kind="stable")
@@ -223,9 +304,9 @@ def _grouped_updates(ids, values, field, stamp, cast, derived):
     for value, lo, hi in zip(distinct, bounds[:-1], bounds[1:]):
         for start in range(lo, hi, _IDS_PER_UPDATE):
             chunk = list(ids[order[start:min(hi, start + _IDS_PER_UPDATE)]])
-            also = {other: of_value[value] for other, of_value in derived.items()}
-            ops.append(UpdateMany({"_id": {"$in": chunk}},
-                                  {"$set": {field: cast(value), **also, **stamp}}))
+            also = {place.each(other): of_value[value] for other, of_value in derived.items()}
+            ops.append(place.update(chunk, {"$set": {place.each(field): cast(value), **also,
+                                                     **stamp}}))
     return ops
 
 
