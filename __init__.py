@@ -11,7 +11,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .clustering import (actions, api, app, assign, display, duplicates, embeddings, internals,
-                         noise, runs, transactions)
+                         noise, runs, transactions, units)
 from .clustering import request as clustering_request
 from .clustering.clusters_panel import ClustersPanel
 from .clustering.compare import RUN_A, RUN_B
@@ -63,8 +63,15 @@ class ComputeClusters(foo.Operator):
             app.mark(inputs, "view_target", str(errors["view_target"]))
 
         app.add_param(inputs, declared("run_key"), shown("run_key"))
-        fields = embeddings.vector_fields(target)
-        if not fields:
+        patch_fields = units.label_fields(target)
+        if patch_fields:
+            app.add_param(inputs, units.PATCHES, shown("patches_field"), choices=patch_fields)
+        patches_field = params.get("patches_field")
+        if patches_field in patch_fields:
+            fields = units.vector_attributes(target, patches_field)
+        else:
+            fields = embeddings.vector_fields(target)
+        if not fields and not patch_fields:
             inputs.view("no_vectors", types.Warning(
                 label="No embeddings field",
                 description="This dataset has no field holding vectors. Compute "

@@ -61,7 +61,9 @@ def _inside_list_or_label(collection, path):
     return False
 
 
-EMBEDDINGS = Param("embeddings", str, None, "The sample field holding the vectors to cluster",
+EMBEDDINGS = Param("embeddings", str, None,
+                   "The sample field holding the vectors to cluster (with a patches "
+                   "field: the attribute of each object holding its vector)",
                    label="Embeddings field")
 
 
@@ -74,9 +76,10 @@ def check_field(collection, path, param=EMBEDDINGS):
     if isinstance(path, str) and _inside_list_or_label(collection, path):
         raise param.error(
             f"names '{path}', which holds vectors of labels (e.g. one per "
-            "detected object), not one vector per sample; compute_clusters "
-            "clusters samples, and clustering object patches is not supported "
-            f"yet. Choose a sample-level vector field: {choices}.")
+            "detected object), not one vector per sample. To cluster the objects, "
+            "set 'Patches field' (patches_field) to their label field and give "
+            "the attribute alone (e.g. 'embedding'); to cluster the samples, "
+            f"choose a sample-level vector field: {choices}.")
     if not isinstance(path, str) or collection.get_field(path) is None:
         raise param.error(
             f"names field {path!r}, which does not exist on dataset "
@@ -122,6 +125,12 @@ def read_embeddings(collection, path, progress=None):
     field and what to do.
     """
     check_field(collection, path)
+    return read_vectors(collection, path, progress)
+
+
+def read_vectors(collection, path, progress=None):
+    """:func:`read_embeddings` without checking that ``path`` is a vector
+    field of the samples: the rows of a patches view hold theirs in a label."""
     total = collection.count()
     check_found(path, total, total)
     raw = internals.raw_batches(collection, path, _BATCH)

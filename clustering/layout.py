@@ -125,10 +125,12 @@ def _place(base, base_points, queries):
     return placed / weights.sum(axis=1, keepdims=True)
 
 
-def save(collection, key, ids, points):
-    """Records ``points`` (rows in the order of sample ``ids``) as brain
-    run ``key`` on ``collection``, replacing a run of that key."""
+def save(collection, key, ids, points, patches_field=None):
+    """Records ``points`` (rows in the order of ``ids``: samples, or the
+    objects of ``patches_field``) as brain run ``key`` on ``collection``,
+    replacing a run of that key."""
     import fiftyone.brain as fob
 
     fob.compute_visualization(collection, points=dict(zip(map(str, ids), points)),
-                              brain_key=key, progress=False, **{MARK: True})
+                              patches_field=patches_field, brain_key=key, progress=False,
+                              **{MARK: True})

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import (autok, choice, features, groups, internals, layout, quality, runs,
                transactions)
-from .embeddings import read_embeddings
+from .embeddings import read_vectors
 from .methods import Fit
 from .params import ParameterError, raise_errors
 from .request import RUN_KEY, check_enough, declared
@@ -68,18 +68,19 @@ def _check_still_valid(dataset, request):
         runs.check_new_key(dataset, request.run_key, request.overwrite, RUN_KEY)
     except ParameterError as e:
         errors["run_key"] = e
+    on = request.units(dataset)
     for key in ("cluster_field", "distance_field"):
-        name = getattr(request, key)
-        if name and not errors:
+        path = getattr(request, key)
+        if path and not errors:
             try:
-                runs.check_output_field(dataset, declared(key), name, request.run_key,
-                                        request.overwrite)
+                runs.check_output_path(dataset, declared(key), path, request.run_key,
+                                       request.overwrite)
             except ParameterError as e:
                 errors[key] = e
     if not errors:
         try:
-            runs.check_output_field(dataset, RUN_KEY, groups.field(request.run_key),
-                                    request.run_key, request.overwrite)
+            runs.check_output_path(dataset, RUN_KEY, on.stored(groups.field(request.run_key)),
+                                   request.run_key, request.overwrite)
         except ParameterError as e:
             errors["run_key"] = e
     if request.map != "none" and not errors:
@@ -97,9 +98,11 @@ def _run(collection, dataset, request, tx, report):
     start = time.perf_counter()
     notes = []
 
+    on = request.units(collection)
     with progress.stage("read") as update:
-        emb = read_embeddings(collection, request.embeddings, progress=update)
-        truth = _read_truth(collection, request.ground_truth, emb.ids)
+        rows = on.rows()
+        emb = read_vectors(rows, on.row(request.embeddings), progress=update)
+        truth = _read_truth(rows, on.row(request.ground_truth), emb.ids)
 
     method = request.method
     check_enough(request.embeddings, len(emb.ids))
@@ -152,6 +155,7 @@ def _run(collection, dataset, request, tx, report):
         prepare=prepare,
         random_state=seed,
         embeddings_field=request.embeddings,
+        patches_field=request.patches_field,
         cluster_field=request.cluster_field,
         distance_field=request.distance_field,
         map=made and dict(made, brain_key=layout.brain_key(request.run_key)),
@@ -161,7 +165,7 @@ def _run(collection, dataset, request, tx, report):
         num_skipped=emb.num_skipped,
         num_clusters=k,
         k_chosen_automatically=sweep is not None,
-        group_field=groups.field(request.run_key),
+        group_field=on.stored(groups.field(request.run_key)),
         n_groups=request.n_groups,
         num_groups=grouping.num_groups,
     )
@@ -181,17 +185,17 @@ def _run(collection, dataset, request, tx, report):
 
     sizes, noise, found = [int(s) for s in measured.sizes], noise, results["groups"]
     num_lost = len(emb.ids) - written
-    num_added = collection.exists(request.embeddings).exists(
-        request.cluster_field, False).count()
+    num_added = on.rows().exists(on.row(request.embeddings)).exists(
+        on.row(request.cluster_field), False).count()
     if num_added:
-        notes.append(f"{num_added:,} samples added while the run computed have no "
+        notes.append(f"{num_added:,} {on.noun} added while the run computed have no "
                      "cluster; assign_to_clusters gives them one.")
     if num_lost:
         stored = runs.load_results(dataset, request.run_key)
         sizes = [c["size"] for c in stored.clusters]
         noise = (stored.noise or {}).get("size", 0)
         found = stored.groups
-        notes.append(f"{num_lost:,} samples were deleted while the run computed; "
+        notes.append(f"{num_lost:,} {on.noun} were deleted while the run computed; "
                      "the recorded sizes count only the samples that remain.")
     if report:
         report(1.0, "done")
@@ -254,7 +258,8 @@ def _map_steps(dataset, collection, request, tx, points):
     if points is not None:
         tx.stage_array("map", points)
         return [dict(op="save_map", key=key, ids="ids", points="map",
-                     stages=internals.view_stages(collection))]
+                     stages=internals.view_stages(collection),
+                     patches_field=request.patches_field)]
     if request.overwrite and layout.is_map(dataset, key):
         return [dict(op="delete_map", key=key)]
     return []
@@ -279,8 +284,9 @@ def _fields_to_replace(dataset, request):
     if not request.overwrite or not runs.is_clustering_run(dataset, request.run_key):
         return []
     old = runs.run_fields(dataset.get_run_info(request.run_key).config)
+    group_field = request.units(dataset).stored(groups.field(request.run_key))
     return [f for f in old if f not in (request.cluster_field, request.distance_field,
-                                        groups.field(request.run_key))]
+                                        group_field)]
 
 
 def _read_truth(collection, field, ids):

@@ -8,7 +8,7 @@ execution, and every message names the parameter as the form shows it.
 
 from dataclasses import dataclass
 
-from . import groups, internals, layout, runs
+from . import groups, internals, layout, runs, units
 from .embeddings import EMBEDDINGS, check_field, check_found, count_with_embeddings
 from .features import PREPARE_PARAMS
 from .methods import METHODS, get_method
@@ -43,7 +43,7 @@ EXECUTION_PARAMS = (
     Param("delegate", bool, False, "Queue the run for `fiftyone delegated launch`"),
     PROGRESS,
 )
-PARAMS = (RUN_KEY, EMBEDDINGS, METHOD) + PREPARE_PARAMS + RUN_PARAMS + OUTPUT_PARAMS \
+PARAMS = (RUN_KEY, EMBEDDINGS, units.PATCHES, METHOD) + PREPARE_PARAMS + RUN_PARAMS + OUTPUT_PARAMS \
     + EXECUTION_PARAMS
 
 
@@ -61,6 +61,11 @@ class ClusteringRequest:
     random_state: int
     n_groups: int = None
     map: str = "none"
+    patches_field: str = None
+
+    def units(self, collection):
+        """What the run clusters in ``collection``: samples, or objects."""
+        return units.Units(collection, self.patches_field)
 
 
 def declared(name):
@@ -79,12 +84,17 @@ def known_keys():
 def check_target(collection):
     """Raises InputError for a target whose rows are not samples."""
     kind = internals.view_kind(collection)
+    if kind == "patches":
+        raise InputError(
+            "The target is a patches view: run compute_clusters on the dataset (or a "
+            "view of its samples) and name the label field in 'Patches field' "
+            "(patches_field): the run then clusters its objects.")
     if kind:
         raise InputError(
             f"The target is a {kind} view: its rows are {kind}, not samples, and "
-            "compute_clusters clusters samples (clustering object patches, "
-            "frames or clips is not supported yet). Run it on the dataset or on "
-            "a view of its samples.")
+            "compute_clusters clusters samples or the objects of a label field "
+            "(clustering frames or clips is not supported yet). Run it on the "
+            "dataset or on a view of its samples.")
 
 
 def truth_fields(collection):
@@ -102,9 +112,17 @@ def truth_fields(collection):
     return sorted(n for n in names if n not in ("filepath", "id", "media_type"))
 
 
-def check_ground_truth(collection, name):
-    """Raises ParameterError unless ``name`` is a field of true classes."""
+def check_ground_truth(collection, name, patches_field=None):
+    """Raises ParameterError unless ``name`` is a field of true classes (an
+    attribute of the objects, e.g. ``label``, for a patch run)."""
     param = declared("ground_truth")
+    if patches_field:
+        if not units.count(collection, patches_field, name):
+            raise param.error(
+                f"names '{name}', which no object of '{patches_field}' has; give the "
+                "attribute holding each object's true class (e.g. 'label') or leave "
+                "it empty.")
+        return
     if collection.get_field(name) is None:
         raise param.error(
             f"names field '{name}', which does not exist; give the field holding "
@@ -145,11 +163,25 @@ def validate(collection, values, count_samples=True):
         except ParameterError as e:
             errors["map"] = e
 
+    patches, bad = coerce_all((units.PATCHES,), values)
+    errors.update(bad)
+    patches_field = patches.get("patches_field")
+    if patches_field:
+        try:
+            units.check_field(collection, patches_field)
+        except ParameterError as e:
+            errors["patches_field"] = e
     embeddings = values.get("embeddings")
     try:
-        check_field(collection, embeddings)
+        if patches_field and "patches_field" not in errors:
+            check_attribute(collection, patches_field, embeddings)
+        elif not patches_field:
+            check_field(collection, embeddings)
     except ParameterError as e:
         errors["embeddings"] = e
+    if errors.get("patches_field"):
+        return None, errors
+    on = units.Units(collection, patches_field)
 
     if "method" in errors:
         return None, errors
@@ -168,7 +200,8 @@ def validate(collection, values, count_samples=True):
     for key, name in (("cluster_field", cluster_field), ("distance_field", distance_field)):
         if name and "run_key" not in errors and key not in errors:
             try:
-                runs.check_output_field(dataset, declared(key), name, run_key, overwrite)
+                runs.check_output_field(dataset, declared(key), name, run_key, overwrite,
+                                        on.root)
             except ParameterError as e:
                 errors[key] = e
     group_field = groups.field(run_key)
@@ -178,7 +211,7 @@ def validate(collection, values, count_samples=True):
                 f"must differ from the field of the run's groups, '{group_field}'.")
     if "run_key" not in errors:
         try:
-            runs.check_output_field(dataset, RUN_KEY, group_field, run_key, overwrite)
+            runs.check_output_field(dataset, RUN_KEY, group_field, run_key, overwrite, on.root)
         except ParameterError as e:
             errors["run_key"] = e
     asked_k = params.get("n_clusters")
@@ -193,13 +226,15 @@ def validate(collection, values, count_samples=True):
     ground_truth = basics.get("ground_truth")
     if ground_truth and "ground_truth" not in errors:
         try:
-            check_ground_truth(collection, ground_truth)
+            check_ground_truth(collection, ground_truth, patches_field)
         except ParameterError as e:
             errors["ground_truth"] = e
 
     if count_samples and "embeddings" not in errors and "view_target" not in errors:
         total = len(collection)
-        n = count_with_embeddings(collection, embeddings) if total else 0
+        count = (lambda: units.count(collection, patches_field, embeddings)) if patches_field \
+            else (lambda: count_with_embeddings(collection, embeddings))
+        n = count() if total else 0
         try:
             check_found(embeddings, total, n)
             check_enough(embeddings, n)
@@ -213,11 +248,26 @@ def validate(collection, values, count_samples=True):
         return None, errors
     return ClusteringRequest(
         run_key=run_key, embeddings=embeddings, method=method, params=params,
-        prepare=prepare, cluster_field=cluster_field,
-        distance_field=distance_field, ground_truth=ground_truth,
+        prepare=prepare, cluster_field=on.stored(cluster_field),
+        distance_field=on.stored(distance_field), ground_truth=ground_truth,
         overwrite=overwrite, random_state=extra["random_state"],
-        n_groups=extra["n_groups"], map=basics["map"],
+        n_groups=extra["n_groups"], map=basics["map"], patches_field=patches_field,
     ), {}
+
+
+def check_attribute(collection, patches_field, attribute):
+    """Raises ParameterError (naming the embeddings field) unless objects of
+    ``patches_field`` hold vectors in ``attribute``."""
+    found = ", ".join(units.vector_attributes(collection, patches_field)) or "none found"
+    if not attribute:
+        raise EMBEDDINGS.error(
+            f"is required: name the attribute of each object of '{patches_field}' that "
+            f"holds its vector: {found}.")
+    if not isinstance(attribute, str) or not units.count(collection, patches_field, attribute):
+        raise EMBEDDINGS.error(
+            f"names {attribute!r}, which no object of '{patches_field}' has; compute patch "
+            "embeddings first (e.g. dataset.compute_patch_embeddings(model, "
+            f"'{patches_field}', embeddings_field=...)) or pick one of: {found}.")
 
 
 def check_enough(path, n):

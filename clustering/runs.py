@@ -68,8 +68,9 @@ def _suggest(key):
     return "_" + key if key[0].isdigit() else key
 
 
-def check_output_field(dataset, param, name, run_key, overwrite):
-    """Raises ParameterError unless the run may write field ``name``.
+def check_output_field(dataset, param, name, run_key, overwrite, within=None):
+    """Raises ParameterError unless the run may write field ``name`` (an
+    attribute of the objects at path ``within``, for a patch run).
 
     A field may be written if it does not exist yet, if it belongs to the
     run being overwritten, or if it was left behind by this key's run after
@@ -80,6 +81,7 @@ def check_output_field(dataset, param, name, run_key, overwrite):
         raise param.error(f"must be a plain field name (letters, digits, '_'); got {name!r}.")
     if name.startswith("_"):
         raise param.error(f"must not start with '_'; got {name!r}.")
+    name = f"{within}.{name}" if within else name
     if not dataset.has_sample_field(name):
         return
     owner = field_owner(dataset, name)
@@ -103,6 +105,13 @@ def check_output_field(dataset, param, name, run_key, overwrite):
         "not own; choose a new field name so existing data is not overwritten.")
 
 
+def check_output_path(dataset, param, path, run_key, overwrite):
+    """:func:`check_output_field` for a path the plugin made from a checked
+    name: beside the samples' fields, or under a patch run's objects."""
+    within, _, name = path.rpartition(".")
+    check_output_field(dataset, param, name, run_key, overwrite, within or None)
+
+
 def field_owner(dataset, name):
     """The clustering run that wrote field ``name``, or None."""
     for key in list_runs(dataset):
@@ -117,7 +126,7 @@ def leftovers(dataset):
     owned = {f for key in list_runs(dataset)
              for f in run_fields(dataset.get_run_info(key).config)}
     found = {}
-    for name, field in dataset.get_field_schema().items():
+    for name, field in dataset.get_field_schema(flat=True).items():
         key = (getattr(field, "info", None) or {}).get(OWNER_INFO)
         if key and name not in owned:
             found[name] = key
@@ -248,10 +257,14 @@ def delete(dataset, key, operation=None):
 
 
 def renamed_fields(config, key, new_key):
-    """``{old: new}`` for the run's fields named after its key."""
-    prefix = key + "_"
-    return {f: new_key + "_" + f[len(prefix):]
-            for f in run_fields(config) if f.startswith(prefix)}
+    """``{old: new}`` for the run's fields named after its key (on the
+    samples, or on the objects of a patch run)."""
+    prefix, renamed = key + "_", {}
+    for field in run_fields(config):
+        parent, dot, name = field.rpartition(".")
+        if name.startswith(prefix):
+            renamed[field] = parent + dot + new_key + "_" + name[len(prefix):]
+    return renamed
 
 
 def check_rename(dataset, key, new_key):

@@ -9,7 +9,7 @@ the same process (empty in a recovery, which then measures again).
 
 import time
 
-from . import internals, layout, runs, writeback
+from . import internals, layout, runs, units, writeback
 
 
 def write_field(dataset, load, context, field, kind, ids, values, replace, owner,
@@ -49,9 +49,8 @@ def save_run(dataset, load, context, key, config, results, stages, cluster_field
     if written != num_staged:
         written = runs.count_sizes(dataset, cluster_field, results)
         if written < num_staged:
-            present = set(dataset.select(
-                [r for c in results["clusters"] for r in c["representatives"]]
-            ).values("id"))
+            present = units.Units(dataset, config.get("patches_field")).present(
+                [r for c in results["clusters"] for r in c["representatives"]])
             for cluster in results["clusters"]:
                 cluster["representatives"] = [
                     r for r in cluster["representatives"] if r in present]
@@ -86,16 +85,18 @@ def unset_field(dataset, load, context, field, ids):
     writeback.unset_values(dataset, field, load(ids))
 
 
-def edit_tags(dataset, load, context, ids, tag, remove=False, replace=False):
-    """Adds sample tag ``tag`` to the staged samples ``ids`` (or takes it
-    off); returns how many changed."""
-    return writeback.edit_tags(dataset, load(ids), tag, remove, replace)
+def edit_tags(dataset, load, context, ids, tag, remove=False, replace=False, tags="tags"):
+    """Adds tag ``tag`` to the staged units ``ids`` (samples, or objects
+    whose tags are at ``tags``) or takes it off; returns how many changed."""
+    return writeback.edit_tags(dataset, load(ids), tag, remove, replace, tags)
 
 
-def save_view(dataset, load, context, name, ids):
-    """Saves the staged samples ``ids``, in their order, as saved view
-    ``name`` (replacing one of that name)."""
-    view = dataset.select([str(i) for i in load(ids)], ordered=True)
+def save_view(dataset, load, context, name, ids, patches_field=None):
+    """Saves the staged samples ``ids`` (or objects of ``patches_field``, as
+    a patches view), in their order, as saved view ``name`` (replacing one
+    of that name)."""
+    rows = dataset.to_patches(patches_field) if patches_field else dataset
+    view = rows.select([str(i) for i in load(ids)], ordered=True)
     dataset.save_view(name, view, overwrite=True)
 
 
@@ -111,10 +112,11 @@ def rename_run(dataset, load, context, old, new, config):
     runs.update_config(dataset, new, **config)
 
 
-def save_map(dataset, load, context, key, ids, points, stages):
+def save_map(dataset, load, context, key, ids, points, stages, patches_field=None):
     """Records the run's map as brain run ``key`` (replacing one of that key)
-    for the App's Embeddings panel."""
-    layout.save(internals.build_view(dataset, stages), key, load(ids), load(points))
+    for the App's Embeddings panel; a patch run's points are its objects'."""
+    layout.save(internals.build_view(dataset, stages), key, load(ids), load(points),
+                patches_field)
 
 
 def delete_map(dataset, load, context, key):
