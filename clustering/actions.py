@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import runs, transactions
+from . import runs, transactions, units
 from .params import InputError, Param, ParameterError, coerce_all, raise_errors
 from .typical import typicality
 
@@ -119,14 +119,15 @@ class Members:
 
 
 def read_members(dataset, config, results, include_noise, vectors=False):
-    """The run's clustered samples (noise only if ``include_noise``) as
-    :class:`Members`; with ``vectors``, only those with an embedding, and
-    their embeddings."""
+    """The run's clustered samples (or objects; noise only if
+    ``include_noise``) as :class:`Members`; with ``vectors``, only those
+    with an embedding, and their embeddings."""
     from fiftyone import ViewField as F
 
-    from .embeddings import read_embeddings
+    from .embeddings import read_vectors
 
-    view = dataset.exists(config.cluster_field)
+    rows, config = units.of_run(dataset, config)
+    view = rows.exists(config.cluster_field)
     if not include_noise:
         view = view.match(F(config.cluster_field) != NOISE)
     fields = ["id", config.cluster_field] + (
@@ -136,7 +137,7 @@ def read_members(dataset, config, results, include_noise, vectors=False):
     distances = np.array(columns[2], dtype=float) if config.distance_field else None
     X = rows = None
     if vectors and len(ids):
-        emb = read_embeddings(view, config.embeddings_field)
+        emb = read_vectors(view, config.embeddings_field)
         at = {str(i): r for r, i in enumerate(emb.ids)}
         keep = np.array([i in at for i in ids], dtype=bool)
         ids, labels = ids[keep], labels[keep]
@@ -200,18 +201,19 @@ def tag_clusters(dataset, values, operation=None):
 
     key = values.get("run_key")
     with acting_on(dataset, values, check_tag, "tagging", operation) as (tx, request, info, _):
-        cluster_field = info.config.cluster_field
-        ids = dataset.match(F(cluster_field).is_in(request["clusters"])).values("_id")
+        rows, config = units.of_run(dataset, info.config)
+        ids = rows.match(F(config.cluster_field).is_in(request["clusters"])).values("_id")
         tx.stage_ids("ids", ids)
         remove = request["action"] == "remove"
         changed = tx.commit([dict(op="edit_tags", ids="ids", tag=request["tag"],
-                                  remove=remove)])[0]
+                                  remove=remove, tags=units.beside(info.config, "tags"))])[0]
     verb = "removed from" if remove else "added to"
+    noun = units.Units(dataset, getattr(info.config, "patches_field", None)).noun
     return dict(
         run_key=key, tag=request["tag"], action=request["action"],
         clusters=request["clusters"], num_samples=len(ids), num_changed=changed,
-        summary=f"Tag `{request['tag']}` {verb} {changed:,} samples of cluster(s) "
-                f"{', '.join(request['clusters'])} ({len(ids):,} samples in all; "
+        summary=f"Tag `{request['tag']}` {verb} {changed:,} {noun} of cluster(s) "
+                f"{', '.join(request['clusters'])} ({len(ids):,} in all; "
                 f"{len(ids) - changed:,} already {'without' if remove else 'with'} it).")
 
 
@@ -245,9 +247,11 @@ def sample_clusters(dataset, values, operation=None):
         tx.stage_ids("ids", object_ids(chosen))
         name = request["name"]
         if request["save_as"] == "view":
-            step = dict(op="save_view", name=name, ids="ids")
+            step = dict(op="save_view", name=name, ids="ids",
+                        patches_field=getattr(info.config, "patches_field", None))
         else:
-            step = dict(op="edit_tags", ids="ids", tag=name, replace=True)
+            step = dict(op="edit_tags", ids="ids", tag=name, replace=True,
+                        tags=units.beside(info.config, "tags"))
         tx.commit([step])
     kept = "saved view" if request["save_as"] == "view" else "tag"
     return dict(

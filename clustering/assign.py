@@ -14,9 +14,9 @@ import datetime
 
 import numpy as np
 
-from . import internals, runs, transactions
+from . import internals, runs, transactions, units
 from .actions import group_steps
-from .embeddings import read_embeddings
+from .embeddings import read_vectors
 from .features import l2_normalize
 from .params import InputError, Param
 from .progress import PROGRESS
@@ -34,10 +34,12 @@ def assign(collection, key, operation=None):
         dataset.reload()
         run_info, results = runs.get(dataset, key)
         config = run_info.config
-        todo = collection.exists(config.embeddings_field).exists(config.cluster_field, False)
+        on = units.for_run(collection, config)
+        todo = on.rows().exists(on.row(config.embeddings_field)).exists(
+            on.row(config.cluster_field), False)
         if len(todo) == 0:
             return dict(run_key=key, num_assigned=0, num_noise=0, counts={})
-        emb = read_embeddings(todo, config.embeddings_field)
+        emb = read_vectors(todo, on.row(config.embeddings_field))
         labels, distances = nearest(emb, results, config, key)
         return _commit(dataset, tx, key, config, results, emb.ids, labels, distances)
 

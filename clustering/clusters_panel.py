@@ -13,7 +13,7 @@ import json
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import PLUGIN, internals, panel, runs
+from . import PLUGIN, internals, panel, runs, units
 from .display import add_sizes_plot, add_sweep_plot
 from .groups import PREFIX
 from .typical import group_view, select, selected
@@ -185,11 +185,15 @@ class ClustersPanel(foo.Panel):
         """Sets the App's view to the one the selection narrowed, narrowed
         to ``cluster`` unless it was shown already (or is None)."""
         info, results = runs.get(ctx.dataset, _run_key(ctx))
-        config = info.config
+        on = units.for_run(ctx.dataset, info.config)
+        config = on.read(info.config)
         chosen, base = _selection(_view_stages(ctx), config.cluster_field,
                                   getattr(config, "group_field", None))
+        if on.patches_field and base and base[-1]["_cls"].endswith(".ToPatches"):
+            base = base[:-1]  # the objects' view is made again from the samples'
         view = internals.build_view(ctx.dataset, base)
         if cluster is not None and chosen != cluster:
+            view = units.for_run(view, info.config).rows()  # the objects, for a patch run
             clusters = {c["id"]: c for c in results.clusters}
             group = next((g for g in getattr(results, "groups", None) or []
                           if PREFIX + g["id"] == cluster), None)

@@ -20,7 +20,7 @@ import datetime
 
 import numpy as np
 
-from . import runs
+from . import runs, units
 from .actions import (NOISE, acting_on, check_run_field, object_ids, read_members, stage_text,
                       validate)
 from .features import l2_normalize
@@ -48,8 +48,8 @@ def fields(key, config):
     """``(dup_of_field, duplicate_field)`` of run ``key``: those recorded
     by an earlier search (renamed with the run), else named after the run."""
     recorded = getattr(config, "duplicates", None) or {}
-    return (recorded.get("dup_of_field") or f"{key}_dup_of",
-            recorded.get("duplicate_field") or f"{key}_duplicate")
+    return (recorded.get("dup_of_field") or units.beside(config, f"{key}_dup_of"),
+            recorded.get("duplicate_field") or units.beside(config, f"{key}_duplicate"))
 
 
 def check(dataset, values):

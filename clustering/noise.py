@@ -16,11 +16,11 @@ import datetime
 
 import numpy as np
 
-from . import runs
+from . import runs, units
 from .actions import (NOISE, acting_on, check_run_field, group_steps, name_steps, stage_text,
                       validate)
 from .assign import nearest, recorded_distances
-from .embeddings import read_embeddings
+from .embeddings import read_vectors
 from .params import Param, raise_errors
 from .progress import PROGRESS
 
@@ -45,7 +45,7 @@ def marker_field(key, config):
     """The field marking the samples moved out of noise: the one recorded
     (renamed with the run), else named after the run."""
     recorded = getattr(config, "noise_reassigned", None) or {}
-    return recorded.get("field") or f"{key}_reassigned"
+    return recorded.get("field") or units.beside(config, f"{key}_reassigned")
 
 
 def check(dataset, values):
@@ -73,28 +73,31 @@ def reassign(dataset, values, report=None, operation=None):
             tx, request, info, results):
         config = info.config
         marker = marker_field(key, config)
-        moved = F(marker) == True  # noqa: E712
+        on = units.for_run(dataset, config)
+        rows, read = on.rows(), on.read(config)
+        moved = F(on.row(marker)) == True  # noqa: E712
         had_moved = dataset.has_sample_field(marker)
         if report:
             report(0.0, "read")
         if request["undo"]:
-            ids = dataset.match(moved).values("_id") if had_moved else []
+            ids = rows.match(moved).values("_id") if had_moved else []
             labels, own = np.full(len(ids), NOISE), np.full(len(ids), np.nan)
         else:
-            noise = F(config.cluster_field) == NOISE
-            candidates = dataset.match(noise | moved if had_moved else noise).exists(
-                config.embeddings_field)
+            noise = F(read.cluster_field) == NOISE
+            candidates = rows.match(noise | moved if had_moved else noise).exists(
+                read.embeddings_field)
             ids, labels, own = [], np.array([], dtype=str), np.array([])
             if len(candidates):
-                emb = read_embeddings(candidates, config.embeddings_field)
+                emb = read_vectors(candidates, read.embeddings_field)
                 labels, own = nearest(emb, results, config, key, request["max_distance"])
                 ids = emb.ids
         if not had_moved and not (labels != NOISE).any():
             return _outcome(dataset, key, config, request, {}, 0)
         if report:
             report(0.5, "write")
-        placed = dataset.match(~moved) if had_moved else dataset
-        counts = _commit(tx, key, config, results, request, marker, placed, ids, labels, own)
+        placed = rows.match(~moved) if had_moved else rows
+        counts = _commit(tx, key, config, results, request, marker, (placed, read), ids,
+                         labels, own)
     if report:
         report(1.0, "done")
     return _outcome(dataset, key, config, request, counts, len(ids))
@@ -102,7 +105,9 @@ def reassign(dataset, values, report=None, operation=None):
 
 def _commit(tx, key, config, results, request, marker, placed, ids, labels, own):
     """Stages each candidate's cluster, distance, name and mark, commits
-    them with the run's record and applies them; returns the moves per cluster."""
+    them with the run's record and applies them; returns the moves per
+    cluster. ``placed`` are the units the run placed itself, and the run's
+    config as they name its fields."""
     moving = labels != NOISE
     tx.stage_ids("ids", ids)
     tx.stage_ids("moved", [i for i, m in zip(ids, moving) if m])
@@ -110,8 +115,7 @@ def _commit(tx, key, config, results, request, marker, placed, ids, labels, own)
     steps = [stage_text(tx, "clusters", config.cluster_field, "ids", labels, key)]
     steps += group_steps(tx, config, results, ids, labels, key)
     if config.distance_field:
-        tx.stage_array("distances", recorded_distances(placed, config, labels[moving],
-                                                       own[moving]))
+        tx.stage_array("distances", recorded_distances(*placed, labels[moving], own[moving]))
         steps += [dict(op="unset_field", field=config.distance_field, ids="staying"),
                   dict(op="write_field", field=config.distance_field, kind="float",
                        ids="moved", values="distances", replace=False, owner=key)]

@@ -9,7 +9,7 @@ App's view: ``typical.selected``).
 
 from urllib.parse import quote
 
-from . import PLUGIN, runs, transactions
+from . import PLUGIN, runs, transactions, units
 from .features import PREPARE_PARAMS
 from .groups import PREFIX
 from .methods import METHODS
@@ -42,8 +42,9 @@ def overview(dataset, key, thumbnails=THUMBNAILS):
     the sweep, and the run's facts as readable markdown."""
     info = runs.info(dataset, key)
     config = info["config"]
-    media = media_urls(dataset, [r for c in info["clusters"]
-                                 for r in c["representatives"][:thumbnails]])
+    rows, read = units.of_run(dataset, dataset.get_run_info(key).config)
+    media = media_urls(rows, [r for c in info["clusters"]
+                              for r in c["representatives"][:thumbnails]])
     total = max(config.get("num_samples") or 0, 1)
 
     def card(entry, shown):
@@ -54,7 +55,7 @@ def overview(dataset, key, thumbnails=THUMBNAILS):
     noise = info["noise"]
     if noise and noise.get("size"):
         noise = card(dict(noise, id=NOISE_ID),
-                     noise_urls(dataset, config["cluster_field"], thumbnails))
+                     noise_urls(rows, read.cluster_field, thumbnails))
     else:
         noise = None
     params = config.get("params") or {}
@@ -89,7 +90,8 @@ def media_url(path):
 
 def media_urls(dataset, sample_ids):
     """``{sample id: URL}`` of the samples' grid media (their filepath
-    where the grid field is empty), in one query."""
+    where the grid field is empty), in one query; ``dataset`` may be a
+    patches view (an object's image is its sample's)."""
     if not sample_ids:
         return {}
     field = media_field(dataset)

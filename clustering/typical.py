@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import groups, runs
+from . import groups, runs, units
 from .params import Param
 
 CLUSTER = Param("cluster", str, None, "A cluster of the run", label="Cluster")
@@ -14,26 +14,27 @@ _LAST = 1e308
 
 
 def cluster_view(dataset, key, cluster):
-    """The samples of ``cluster`` in run ``key``, most typical first.
+    """The samples of ``cluster`` in run ``key`` (the objects, as a patches
+    view, for a patch run), most typical first.
 
     With the run's distance field the whole cluster is sorted by distance to
     its centre (samples without a distance last); without it the recorded
     representatives come first, in order.
     """
     run_info, results = runs.get(dataset, key)
-    config = run_info.config
+    rows, config = units.of_run(dataset, run_info.config)
     clusters = {c["id"]: c for c in results.clusters}
     if results.noise is not None:
         clusters["-1"] = dict(representatives=[])
     found = {groups.PREFIX + g["id"]: g for g in getattr(results, "groups", None) or []}
     if cluster in found:
-        return group_view(dataset, config, found[cluster], clusters)
+        return group_view(rows, config, found[cluster], clusters)
     if cluster not in clusters:
         raise OPENED.error(
             f"names no cluster or group of run '{key}': its clusters are "
             f"{', '.join(clusters)}, its groups {', '.join(found) or 'none'}; "
             f"got {cluster!r}.")
-    return select(dataset, config, cluster, clusters[cluster]["representatives"])
+    return select(rows, config, cluster, clusters[cluster]["representatives"])
 
 
 def group_view(dataset, config, group, clusters):

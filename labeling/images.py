@@ -1,4 +1,5 @@
-"""Images out: a sample's file read, downscaled and encoded as a data URL.
+"""Images out: a sample's file read (or an object's box cut out of it),
+downscaled and encoded as a data URL.
 
 PNG and GIF sources stay PNG (drawings, screenshots, transparency: lossless
 keeps them legible); everything else is sent as JPEG, which is several times
@@ -24,15 +25,20 @@ class EncodedImage:
     data_url: str
 
 
-def encode(sample_id, filepath, max_size):
-    """The image at ``filepath``, long side at most ``max_size`` pixels."""
+def encode(sample_id, filepath, max_size, box=None):
+    """The image at ``filepath`` (its part inside ``box``, relative
+    ``[x, y, width, height]`` as FiftyOne stores boxes), long side at most
+    ``max_size`` pixels."""
     from PIL import Image, ImageOps
 
     try:
         with Image.open(filepath) as image:
             source_format = image.format
-            image.draft("RGB", (max_size, max_size))
+            if box is None:
+                image.draft("RGB", (max_size, max_size))
             image = ImageOps.exif_transpose(image)
+            if box is not None:
+                image = image.crop(_pixels(box, *image.size))
             image.thumbnail((max_size, max_size), Image.LANCZOS)
             buffer = io.BytesIO()
             if source_format in _LOSSLESS:
@@ -47,6 +53,15 @@ def encode(sample_id, filepath, max_size):
         raise UnreadableImage(f"{filepath}: {type(e).__name__}: {e}") from None
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return EncodedImage(sample_id, f"data:{mime};base64,{data}")
+
+
+def _pixels(box, width, height):
+    """A relative box as the pixel rectangle it covers (at least one pixel)."""
+    x, y, w, h = box
+    left, top = int(x * width), int(y * height)
+    return (min(left, width - 1), min(top, height - 1),
+            max(left + 1, min(width, round((x + w) * width))),
+            max(top + 1, min(height, round((y + h) * height))))
 
 
 def _flatten(image):

@@ -217,8 +217,8 @@ def _load_images(request, target, candidates, more=None):
                 return shown, unreadable
             tried.add(candidate.sample_id)
             try:
-                shown.append(images.encode(
-                    candidate.sample_id, candidate.filepath, request.max_image_size))
+                shown.append(images.encode(candidate.sample_id, candidate.filepath,
+                                           request.max_image_size, candidate.box))
             except images.UnreadableImage as e:
                 logger.warning("%s %s: skipping unreadable image %s", *target, e)
                 unreadable.append((candidate.sample_id, str(e)))

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from ..clustering import runs
+from ..clustering import runs, units
 from ..clustering.params import InputError, Param, ParameterError, coerce_all
 from ..clustering.progress import PROGRESS
 from .record import group_label_field_of
@@ -79,7 +79,7 @@ def form_groups(dataset, run_key):
     from the chosen run."""
     output = OUTPUT_PARAMS
     if runs.is_clustering_run(dataset, run_key):
-        default = dataset.get_run_info(run_key).config.cluster_field + "_label"
+        default = default_label_field(dataset.get_run_info(run_key).config)
         output = tuple(replace(p, default=default) if p.name == "label_field" else p
                        for p in OUTPUT_PARAMS)
     return (("Model", MODEL_PARAMS), ("Output", output), ("Connection", CONNECTION_PARAMS),
@@ -146,11 +146,12 @@ def validate(dataset, values, api_key):
 
     label_field = None
     if config is not None and "label_field" not in errors:
-        label_field = params["label_field"] or f"{config.cluster_field}_label"
+        label_field = params["label_field"] or default_label_field(config)
         try:
             check_label_field(dataset, run_key, config, label_field)
         except ParameterError as e:
             errors["label_field"] = e
+        label_field = units.beside(config, label_field)
 
     base_url = None
     if "base_url" not in errors:
@@ -171,22 +172,29 @@ def validate(dataset, values, api_key):
     ), {}
 
 
+def default_label_field(config):
+    """The field of the names when none is given: the cluster field's, ``_label`` added."""
+    return config.cluster_field.rpartition(".")[2] + "_label"
+
+
 def check_label_field(dataset, run_key, config, name):
     """Raises ParameterError unless run ``run_key`` may write its names to
-    field ``name``: never over its cluster ids, distances, groups or user
-    data. The field of its groups' names must be free too."""
+    field ``name`` (beside its cluster field): never over its cluster ids,
+    distances, groups or user data. The field of its groups' names must be
+    free too."""
     owned = {config.cluster_field: "cluster field", config.distance_field: "distance field"}
     if getattr(config, "group_field", None):
         owned[config.group_field] = "group field"
         owned[group_label_field_of(config)] = "field of group names"
-        runs.check_output_field(dataset, declared("label_field"), group_label_field_of(config),
-                                run_key, overwrite=True)
-    if name in owned:
+        runs.check_output_path(dataset, declared("label_field"), group_label_field_of(config),
+                               run_key, overwrite=True)
+    if units.beside(config, name) in owned:
         raise declared("label_field").error(
-            f"must differ from the run's {owned[name]} '{name}': cluster ids "
-            "are never overwritten. Leave it empty for "
-            f"'{config.cluster_field}_label' or choose another new field name.")
-    runs.check_output_field(dataset, declared("label_field"), name, run_key, overwrite=True)
+            f"must differ from the run's {owned[units.beside(config, name)]} '{name}': "
+            f"cluster ids are never overwritten. Leave it empty for "
+            f"'{default_label_field(config)}' or choose another new field name.")
+    runs.check_output_field(dataset, declared("label_field"), name, run_key, overwrite=True,
+                            within=config.cluster_field.rpartition(".")[0] or None)
 
 
 def _base_url(given):

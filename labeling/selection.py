@@ -1,4 +1,4 @@
-"""Which samples show a cluster to the model.
+"""Which samples (or a patch run's objects) show a cluster to the model.
 
 Candidates are the cluster's representatives stored by the run (its most
 typical members, nearest the centre first). They are put in *spread order*:
@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..clustering import units
+from ..clustering.embeddings import read_vectors
+from ..clustering.params import InputError
+
 MAX_CANDIDATES = 100
 NOISE_POOL = 25
 
@@ -22,6 +26,7 @@ NOISE_POOL = 25
 class Candidate:
     sample_id: str
     filepath: str
+    box: list = None
 
 
 def spread_order(X, limit=None):
@@ -50,32 +55,42 @@ def pools(dataset, config, targets):
 
     ``targets`` are cluster dicts from the run results; the noise target
     (id ``"-1"``) has no representatives and draws a fixed set of noise
-    samples instead.
+    samples instead. A patch run's candidates are its objects, each shown
+    as its box cut out of its image.
     """
     from fiftyone import ViewField as F
 
+    rows, config = units.of_run(dataset, config)
     ids = {}
     for target in targets:
         if target["id"] == "-1":
-            noise = dataset.match(F(config.cluster_field) == "-1").sort_by("_id")
+            noise = rows.match(F(config.cluster_field) == "-1").sort_by("_id")
             ids["-1"] = noise.limit(NOISE_POOL).values("id")
         else:
             ids[target["id"]] = list(target["representatives"])
-    every = [i for members in ids.values() for i in members]
-    fields = ["id", "filepath"]
-    has_vectors = dataset.has_sample_field(config.embeddings_field)
-    if has_vectors:
-        fields.append(config.embeddings_field)
-    rows = {row[0]: row[1:] for row in zip(*dataset.select(every).values(fields))}
+    chosen = rows.select([i for members in ids.values() for i in members])
+    found = _candidates(chosen, config)
+    try:
+        emb = read_vectors(chosen, config.embeddings_field)
+        vectors = dict(zip(map(str, emb.ids), emb.X))
+    except InputError:  # the run's embeddings were deleted since
+        vectors = {}
 
     out = {}
     for cluster_id, members in ids.items():
-        members = [m for m in members if m in rows]
-        vectors = [rows[m][1] for m in members] if has_vectors else []
-        if has_vectors and members and all(v is not None for v in vectors):
-            members = [members[i] for i in spread_order(np.asarray(vectors, dtype=float))]
-        out[cluster_id] = [Candidate(m, rows[m][0]) for m in members]
+        members = [m for m in members if m in found]
+        if members and all(m in vectors for m in members):
+            members = [members[i] for i in spread_order(
+                np.array([vectors[m] for m in members], dtype=float))]
+        out[cluster_id] = [found[m] for m in members]
     return out
+
+
+def _candidates(rows, config):
+    """``{id: Candidate}`` of ``rows`` (samples, or a patch run's objects)."""
+    box = getattr(config, "patches_field", None)
+    fields = ["id", "filepath"] + ([f"{box}.bounding_box"] if box else [])
+    return {row[0]: Candidate(*row) for row in zip(*rows.values(fields))}
 
 
 def more_candidates(dataset, config, cluster_id, tried):
@@ -85,6 +100,7 @@ def more_candidates(dataset, config, cluster_id, tried):
 
     from ..clustering.typical import most_typical_first
 
-    view = dataset.match(F(config.cluster_field) == cluster_id).exclude(list(tried))
+    rows, config = units.of_run(dataset, config)
+    view = rows.match(F(config.cluster_field) == cluster_id).exclude(list(tried))
     view = most_typical_first(view, config).limit(max(0, MAX_CANDIDATES - len(tried)))
-    return [Candidate(i, p) for i, p in zip(*view.values(["id", "filepath"]))]
+    return list(_candidates(view, config).values())
