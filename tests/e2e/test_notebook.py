@@ -90,6 +90,19 @@ assert type(error).__name__ == "ParameterError", repr(error)
 assert str(error).startswith("'N clusters' (kmeans__n_clusters) must be an integer"), error
 assert "clip_k1" not in dataset.list_runs() and not dataset.has_field("clip_k1_cluster")
 '''),
+    notebook.Step('patches_field="ground_truth"', before='''
+for sample, x in zip(dataset.iter_samples(autosave=True), X[:N]):
+    sample["ground_truth"] = fo.Detections(detections=[
+        fo.Detection(label="thing", bounding_box=[0.5 * j, 0.2, 0.4, 0.4],
+                     embedding=(x + j).tolist()) for j in range(2)])
+''', check='''
+assert isinstance(objects, dict) and objects["num_samples"] == 2 * N, objects
+clusters = dataset.values("ground_truth.detections.objects_cluster", unwind=True)
+assert len(clusters) == 2 * N and set(clusters) == {str(i) for i in range(5)}
+assert dataset.get_run_info("objects").config.patches_field == "ground_truth"
+assert patches._is_patches and set(patches.values("ground_truth.objects_cluster")) == {"0"}
+assert len(patches) == objects["sizes"][0]
+'''),
     notebook.Step("get_clustering_run_info", check='''
 assert isinstance(info, dict), f"get_clustering_run_info returned {info!r}, not the run's info"
 assert info["run_key"] == "clip_kmeans" and info["config"]["method"] == "kmeans"
