@@ -105,6 +105,7 @@ def tiles(tmp_path):
     dataset.delete()
 
 
+@pytest.mark.smoke
 def test_each_object_gets_its_cluster_and_group_and_the_run_reads_back(tiles):
     from sklearn.metrics import adjusted_rand_score
 
