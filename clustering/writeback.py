@@ -90,7 +90,7 @@ def owner_of(dataset, field):
 
 def write_field(dataset, field, kind, ids, values, replace, owner, derived=None):
     """Sets ``field`` to ``values`` on the samples ``ids``; with
-    ``replace``, every other sample's value of it is removed first. Returns
+    ``replace``, every other sample's value of it is removed. Returns
     how many samples were written (fewer than ``ids`` when some were
     deleted meanwhile). ``derived`` maps other text fields to their value
     for each value of this one (a cluster's group): they are set in the same
@@ -105,10 +105,13 @@ def write_field(dataset, field, kind, ids, values, replace, owner, derived=None)
             _write_public(dataset, other, "str", ids, [of_value[v] for v in values], replace)
         return _write_public(dataset, field, kind, ids, values, replace)
     stamp, place = _stamp(dataset), _Place(dataset, field)
-    if replace:
-        fields = [field, *derived]
-        coll.update_many({"$or": [{f: {"$exists": True}} for f in fields]},
-                         {"$unset": {place.every(f): "" for f in fields}, **_touch(stamp)})
+    fields = [field, *derived]
+    # a sample run's written samples carry this write's stamp (or a later
+    # one, if edited meanwhile): older ones' values are removed after, so no
+    # document is rewritten twice
+    clean_after = replace and stamp and not place.root
+    if replace and not clean_after:
+        _unset_all(coll, place, fields, stamp)
     if kind == "float":
         from pymongo import UpdateOne
 
@@ -118,8 +121,18 @@ def write_field(dataset, field, kind, ids, values, replace, owner, derived=None)
     else:
         ops = _grouped_updates(place, ids, values, field, stamp, _KINDS[kind][1], derived)
     written = _bulk_write(coll, ops)
+    if clean_after:
+        _unset_all(coll, place, fields, stamp, {"last_modified_at": {"$lt": stamp[
+            "last_modified_at"]}})
     internals.refresh_samples(dataset)
     return _count_units(coll, place, ids) if place.root else written
+
+
+def _unset_all(coll, place, fields, stamp, where=None):
+    """Removes ``fields`` from every unit holding one (of the documents
+    matching ``where``)."""
+    coll.update_many({"$or": [{f: {"$exists": True}} for f in fields], **(where or {})},
+                     {"$unset": {place.every(f): "" for f in fields}, **_touch(stamp)})
 
 
 def write_per_cluster(dataset, field, cluster_field, values, owner):

@@ -234,6 +234,15 @@ def test_overwrite_replaces_run_and_its_fields(blob_dataset):
     assert len(blob_dataset.distinct("ow_cluster")) == 4
     assert not blob_dataset.has_field("ow_dist")  # the old run's extra field went with it
     assert blob_dataset.list_runs().count("ow") == 1
+    # overwritten on a smaller target: the samples outside it lose their old values
+    before = blob_dataset.values("last_modified_at")
+    compute(blob_dataset.limit(100), run_key="ow", embeddings="embedding", method="kmeans",
+            kmeans__n_clusters=3, reduce="none", distance_field="ow_dist", overwrite=True)
+    clusters, distances = blob_dataset.values(["ow_cluster", "ow_dist"])
+    assert all(c is not None for c in clusters[:100]) and set(clusters[100:]) == {None}
+    assert all(d is not None for d in distances[:100]) and set(distances[100:]) == {None}
+    after = blob_dataset.values("last_modified_at")
+    assert all(a > b for a, b in zip(after, before))  # every sample changed
 
 
 def test_python_call_shows_a_progress_bar(blob_dataset, capfd):
