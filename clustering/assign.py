@@ -15,7 +15,7 @@ import datetime
 import numpy as np
 
 from . import internals, runs, transactions, units
-from .actions import group_steps
+from .actions import group_steps, name_steps, stage_text
 from .embeddings import read_vectors
 from .features import l2_normalize
 from .params import InputError, Param
@@ -78,28 +78,19 @@ def recorded_distances(members, config, labels, own):
 
 
 def _commit(dataset, tx, key, config, results, ids, labels, own):
-    names = {c["id"]: c["name"] for c in results.clusters if c.get("name")}
-    label_field = (getattr(config, "labels", None) or {}).get("label_field")
-    categories, codes = np.unique(labels, return_inverse=True)
+    """Stages the samples' clusters, groups, distances and names with the
+    run's record, commits them and applies them."""
     tx.stage_ids("ids", ids)
-    tx.stage_array("codes", codes.astype(np.int32))
-    steps = [dict(op="write_field", field=config.cluster_field, kind="str", ids="ids",
-                  values="codes", categories=[str(c) for c in categories],
-                  replace=False, owner=key)]
+    steps = [stage_text(tx, "codes", config.cluster_field, "ids", labels, key)]
     steps += group_steps(tx, config, results, ids, labels, key)
     if config.distance_field:
         tx.stage_array("distances", recorded_distances(dataset, config, labels, own))
         steps.append(dict(op="write_field", field=config.distance_field, kind="float",
                           ids="ids", values="distances", replace=False, owner=key))
-    named = np.array([label in names for label in labels])
-    if label_field and named.any():
-        tx.stage_ids("named_ids", [i for i, n in zip(ids, named) if n])
-        name_list = sorted(set(names.values()))
-        tx.stage_array("names", np.array([name_list.index(names[label])
-                                          for label in labels[named]], dtype=np.int32))
-        steps.append(dict(op="write_field", field=label_field, kind="str",
-                          ids="named_ids", values="names", categories=name_list,
-                          replace=False, owner=key))
+    label_field = (getattr(config, "labels", None) or {}).get("label_field")
+    if label_field:
+        names = {c["id"]: c.get("name") for c in results.clusters}
+        steps += name_steps(tx, "", label_field, ids, labels, names, key)
 
     counts = {str(c): int(n) for c, n in zip(*np.unique(labels, return_counts=True))}
     entry = dict(
