@@ -34,6 +34,10 @@ UMAP_SETTINGS = dict(n_neighbors=50, min_dist=0.0, metric="euclidean",
 PRE_PCA = 50
 # UMAP starts from its spectral layout up to this size, from PCA above.
 SPECTRAL_MAX = 20_000
+# UMAP embeds at most this many samples and places the others: its epochs
+# cost in proportion to the samples, and at a million they took most of an
+# HDBSCAN run.
+UMAP_FIT_MAX = 200_000
 
 PREPARE_PARAMS = (
     Param("normalize", bool, None,
@@ -121,10 +125,19 @@ def _pca(X, n_components, random_state):
 
 
 def embed_umap(X, n_components, settings, random_state):
-    """UMAP of ``X`` on the neighbour graph of clustering/neighbours.py;
-    spectral initialisation up to SPECTRAL_MAX samples, PCA's above (the
-    spectral layout of 100k samples in 50 groups took 35 of UMAP's 45 s).
-    ``settings`` may fix ``n_epochs`` (UMAP's default otherwise)."""
+    """UMAP of ``X`` on the neighbour graph of clustering/neighbours.py, of
+    at most UMAP_FIT_MAX samples, the others placed beside their nearest
+    embedded ones; spectral initialisation up to SPECTRAL_MAX samples,
+    PCA's above (the spectral layout of 100k samples in 50 groups took 35
+    of UMAP's 45 s). ``settings`` may fix ``n_epochs`` (UMAP's default
+    otherwise)."""
+    from .neighbours import embed_subset
+
+    return embed_subset(X, UMAP_FIT_MAX, lambda rows: _embed_umap(
+        rows, n_components, settings, random_state), random_state)[0]
+
+
+def _embed_umap(X, n_components, settings, random_state):
     import warnings
 
     import umap

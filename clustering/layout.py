@@ -10,13 +10,17 @@ distance-weighted mean of its nearest embedded samples (in the prepared
 space): at 20,000 x 512 that adds about 15% to a default run, where UMAP
 of every sample costs more than the run (``bench/clustering.py --cases
 map``). ``pca`` is the two principal components: free, but clusters
-overlap.
+overlap. Above MAP_MAX samples the map shows MAP_MAX of them, taken at
+random (a ``take`` stage, so the brain run's view stays one short stage):
+saving a million points costs more than the whole map is worth to a
+panel that draws them all.
 """
 
 import numpy as np
 
 from .methods import SMALL_TARGET
 from .params import Param
+from .units import Units
 
 MAP = Param("map", str, "umap",
             "A 2-D map of the features the run clustered, recorded as brain run "
@@ -24,14 +28,12 @@ MAP = Param("map", str, "umap",
             choices=("none", "pca", "umap"))
 # UMAP embeds at most this many samples; the others are placed beside them.
 FIT_MAX = 1_500
+# The map shows at most this many samples (or objects) of a run.
+MAP_MAX = 200_000
 # Map UMAP: the library's defaults, with a fixed number of epochs (its
 # default for small inputs is 500, which costs without showing more).
 UMAP_SETTINGS = dict(n_neighbors=15, min_dist=0.1, metric="euclidean", set_op_mix_ratio=1.0,
                      n_epochs=200)
-# Placement: the embedded neighbours a sample is placed among, and the
-# dimension placement searches in (wider prepared features go through PCA).
-PLACE_NEIGHBOURS = 5
-PLACE_DIM = 50
 # Marks a brain run as a clustering run's map (a config entry FiftyOne keeps).
 MARK = "clusterlab_map"
 
@@ -70,6 +72,22 @@ def check_key(dataset, run_key, overwrite, param=MAP):
         f"{hint}{off}.")
 
 
+def shown(units, embeddings, ids, random_state=None):
+    """``(view, rows)``: the samples the map shows (``units.collection``,
+    or at most MAP_MAX of its units taken at random, with their samples'
+    other units) and the rows of ``ids`` (the run's units) they hold;
+    ``rows`` is None when the map shows every unit."""
+    if len(ids) <= MAP_MAX:
+        return units.collection, None
+    within = units.collection.exists(units.stored(embeddings)) if not units.patches_field \
+        else units.collection
+    per_sample = len(ids) / max(len(within), 1)  # a sample holds several objects
+    view = within.take(int(MAP_MAX / per_sample), seed=random_state or 0)
+    kept = set(map(str, Units(view, units.patches_field).rows().values("_id")))
+    rows = np.array([i for i, unit in enumerate(ids) if str(unit) in kept], dtype=np.int64)
+    return view, rows
+
+
 def compute(Z, method, random_state=None):
     """``(points, made)``: the 2-D map of the prepared features ``Z``, one
     row per row of ``Z``, and how it was made (recorded in the run).
@@ -93,36 +111,13 @@ def compute(Z, method, random_state=None):
 def _umap(Z, random_state):
     """UMAP of up to FIT_MAX samples of ``Z``; the others placed beside them."""
     from .features import embed_umap
+    from .neighbours import embed_subset
 
-    n, dim = Z.shape
-    rng = np.random.default_rng(random_state)
-    fit = np.sort(rng.choice(n, FIT_MAX, replace=False)) if n > FIT_MAX else np.arange(n)
-    settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], len(fit) - 1))
-    points = np.empty((n, 2), dtype=np.float32)
-    points[fit] = embed_umap(Z[fit], 2, settings, random_state)
-    rest = np.setdiff1d(np.arange(n), fit)
-    if len(rest):
-        if dim > PLACE_DIM:
-            from sklearn.decomposition import PCA
-
-            pca = PCA(PLACE_DIM, random_state=random_state).fit(Z[fit])
-            Z = pca.transform(Z).astype(np.float32)
-        points[rest] = _place(Z[fit], points[fit], Z[rest])
-    return points, dict(method="umap", fitted_on=len(fit))
-
-
-def _place(base, base_points, queries):
-    """Each query row placed at the inverse-distance weighted mean of the
-    points of its PLACE_NEIGHBOURS nearest ``base`` rows."""
-    import faiss
-
-    index = faiss.IndexFlatL2(base.shape[1])
-    index.add(np.ascontiguousarray(base, dtype=np.float32))
-    squared, nearest = index.search(np.ascontiguousarray(queries, dtype=np.float32),
-                                    min(PLACE_NEIGHBOURS, len(base)))
-    weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
-    placed = np.einsum("qk,qkd->qd", weights, base_points[nearest])
-    return placed / weights.sum(axis=1, keepdims=True)
+    fitted = min(len(Z), FIT_MAX)
+    settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], fitted - 1))
+    points, fitted = embed_subset(
+        Z, FIT_MAX, lambda rows: embed_umap(rows, 2, settings, random_state), random_state)
+    return points, dict(method="umap", fitted_on=fitted)
 
 
 def save(collection, key, ids, points, patches_field=None):

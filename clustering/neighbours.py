@@ -1,4 +1,5 @@
-"""Each sample's nearest neighbours, the graph UMAP embeds.
+"""Each sample's nearest neighbours: the graph UMAP embeds, and where a
+sample left out of an embedding is placed.
 
 faiss computes them: exactly (one matrix product per block) up to
 EXACT_MAX samples, and above it with an inverted file (the samples split
@@ -14,14 +15,28 @@ import numpy as np
 
 EXACT_MAX = 20_000
 NPROBE = 8
+# Placement: the embedded neighbours a row is placed among, the dimension
+# placement searches in (wider rows go through PCA), and queries per search.
+PLACE_NEIGHBOURS = 5
+PLACE_DIM = 50
+_PLACE_BATCH = 100_000
 
 
 def nearest(X, k):
     """``(indices, distances)``: each row's ``k`` nearest rows of ``X``
     (Euclidean), the row itself first at distance 0."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    squared, indices = _index(X).search(X, k)
+    distances = np.sqrt(np.maximum(squared, 0))
+    _self_first(indices, distances)
+    return indices, distances
+
+
+def _index(X):
+    """A faiss index holding the rows of ``X``: exact up to EXACT_MAX rows,
+    an inverted file of about sqrt(N) cells above."""
     import faiss
 
-    X = np.ascontiguousarray(X, dtype=np.float32)
     n, d = X.shape
     if n <= EXACT_MAX:
         index = faiss.IndexFlatL2(d)
@@ -32,10 +47,38 @@ def nearest(X, k):
         index.train(X[np.sort(train)])
         index.nprobe = NPROBE
     index.add(X)
-    squared, indices = index.search(X, k)
-    distances = np.sqrt(np.maximum(squared, 0))
-    _self_first(indices, distances)
-    return indices, distances
+    return index
+
+
+def embed_subset(X, limit, embed, random_state=None):
+    """``(points, rows embedded)``: ``embed(rows)`` of at most ``limit``
+    rows of ``X`` drawn at random, and every other row placed at the
+    inverse-distance weighted mean of the points of its PLACE_NEIGHBOURS
+    nearest embedded rows (searched in at most PLACE_DIM principal
+    components). An embedding's cost grows with the rows it embeds; placing
+    costs one neighbour search."""
+    n, dim = X.shape
+    if n <= limit:
+        return embed(X), n
+    fit = np.sort(np.random.default_rng(random_state).choice(n, limit, replace=False))
+    embedded = embed(X[fit])
+    points = np.empty((n, embedded.shape[1]), dtype=np.float32)
+    points[fit] = embedded
+    left_out = np.ones(n, dtype=bool)
+    left_out[fit] = False
+    rest = np.flatnonzero(left_out)
+    if dim > PLACE_DIM:  # one pass over X: no copy of the rows left out
+        from sklearn.decomposition import PCA
+
+        X = PCA(PLACE_DIM, random_state=random_state).fit(X[fit]).transform(X)
+    index = _index(np.ascontiguousarray(X[fit], dtype=np.float32))
+    for start in range(0, len(rest), _PLACE_BATCH):
+        part = np.ascontiguousarray(X[rest[start:start + _PLACE_BATCH]], dtype=np.float32)
+        squared, found = index.search(part, min(PLACE_NEIGHBOURS, limit))
+        weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
+        placed = np.einsum("qk,qkd->qd", weights, embedded[found])
+        points[rest[start:start + _PLACE_BATCH]] = placed / weights.sum(axis=1, keepdims=True)
+    return points, limit
 
 
 def _self_first(indices, distances):

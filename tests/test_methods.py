@@ -199,3 +199,19 @@ def test_default_preparation_clusters_the_digits(digits, seed):
     kmeans_ari = adjusted_rand_score(truth, digits.values(f"digits_kmeans_{seed}_cluster"))
     assert hdbscan_ari >= 0.88, hdbscan_ari
     assert kmeans_ari >= 0.80, kmeans_ari
+
+
+def test_umap_beyond_its_limit_embeds_a_subset_and_places_the_rest(monkeypatch):
+    features = plugin_module("clustering.features")
+    X, y = blobs(2400, 32, centers=6, seed=4, cluster_std=0.6)
+    settings = dict(features.UMAP_SETTINGS, n_epochs=200)
+    whole = features.embed_umap(X, 10, settings, random_state=0)
+    monkeypatch.setattr(features, "UMAP_FIT_MAX", 600)
+    part = features.embed_umap(X, 10, settings, random_state=0)
+    assert part.shape == whole.shape == (2400, 10) and np.isfinite(part).all()
+    methods = plugin_module("clustering.methods").METHODS
+    hdbscan = methods["hdbscan"]
+    params = {p.name: p.default for p in hdbscan.params}
+    for embedded in (whole, part):
+        labels = hdbscan.fit(embedded, params, 0).labels
+        assert adjusted_rand_score(y, labels) > 0.95
