@@ -143,10 +143,14 @@ def _run(collection, dataset, request, tx, report):
         grouping = groups.find(Z, measured.labels, measured.sizes, request.n_groups)
         notes.extend(groups.notes(grouping, request.n_groups))
 
-    points = made = None
+    mapped = made = None
     if request.map != "none":
         with progress.stage("map"):
-            points, made = layout.compute(Z, request.map, seed)
+            view, rows = layout.shown(on, request.embeddings, emb.ids, seed)
+            points, made = layout.compute(Z if rows is None else Z[rows], request.map, seed)
+            if rows is not None:
+                made["shown"] = len(rows)
+            mapped = (view, rows, points)
 
     k, noise = measured.num_clusters, measured.noise
     config = dict(
@@ -181,7 +185,7 @@ def _run(collection, dataset, request, tx, report):
     )
     with progress.stage("write") as update:
         written = _commit(dataset, collection, request, tx, emb.ids, measured, grouping,
-                          config, results, progress, start, update, points)
+                          config, results, progress, start, update, mapped)
 
     sizes, noise, found = [int(s) for s in measured.sizes], noise, results["groups"]
     num_lost = len(emb.ids) - written
@@ -225,7 +229,7 @@ def _run(collection, dataset, request, tx, report):
 
 
 def _commit(dataset, collection, request, tx, ids, measured, grouping, config, results,
-            progress, start, update, points):
+            progress, start, update, mapped):
     """Stages the clusters, groups, distances and run record, commits them
     and applies them; returns how many samples were written."""
     tx.stage_ids("ids", ids)
@@ -241,7 +245,7 @@ def _commit(dataset, collection, request, tx, ids, measured, grouping, config, r
                           ids="ids", values="distances", replace=True,
                           owner=request.run_key))
     steps.append(dict(op="delete_fields", fields=_fields_to_replace(dataset, request)))
-    steps += _map_steps(dataset, collection, request, tx, points)
+    steps += _map_steps(dataset, request, tx, ids, mapped)
     update(0.2, "staged")
     tx.stage_json("results", dict(results, timings=_timings(progress, start)))
     steps.append(dict(op="save_run", key=request.run_key, config=config,
@@ -251,14 +255,18 @@ def _commit(dataset, collection, request, tx, ids, measured, grouping, config, r
     return tx.commit(steps)[len(steps) - 1]
 
 
-def _map_steps(dataset, collection, request, tx, points):
-    """Stages the run's map and returns the step recording it; without a
-    map, the step deleting the map of the run being overwritten."""
+def _map_steps(dataset, request, tx, ids, mapped):
+    """Stages the run's map (``(view, rows of ids, points)``: rows None
+    when it shows every unit) and returns the step recording it; without
+    a map, the step deleting the map of the run being overwritten."""
     key = layout.brain_key(request.run_key)
-    if points is not None:
+    if mapped is not None:
+        view, rows, points = mapped
+        if rows is not None:
+            tx.stage_ids("map_ids", [ids[r] for r in rows])
         tx.stage_array("map", points)
-        return [dict(op="save_map", key=key, ids="ids", points="map",
-                     stages=internals.view_stages(collection),
+        return [dict(op="save_map", key=key, ids="ids" if rows is None else "map_ids",
+                     points="map", stages=internals.view_stages(view),
                      patches_field=request.patches_field)]
     if request.overwrite and layout.is_map(dataset, key):
         return [dict(op="delete_map", key=key)]

@@ -45,6 +45,25 @@ def test_pca_map_is_the_runs_features_in_the_runs_order(dataset):
     assert results.config.method == "manual"
 
 
+def test_above_map_max_the_map_shows_a_random_part_of_the_run(dataset, monkeypatch):
+    from sklearn.decomposition import PCA
+
+    monkeypatch.setattr(layout, "MAP_MAX", 100)
+    view = dataset.skip(20)
+    summary = compute(view, map="pca", normalize=False, reduce="none")
+    assert summary["map"] == dict(method="pca", shown=100, brain_key="runk_map")
+    results = dataset.load_brain_results("runk_map")
+    ids = list(results.sample_ids)
+    assert len(ids) == 100 and set(ids) < set(view.values("id"))
+    shown = dataset.load_brain_view("runk_map")  # the brain run's view: three short stages
+    assert [type(s).__name__ for s in shown._stages] == ["Skip", "Exists", "Take"]
+    assert sorted(shown.values("id")) == sorted(ids)
+    # the points are the map of the samples shown (PCA of their own features)
+    X = np.array(dataset.select(ids, ordered=True).values("embedding"), dtype=np.float32)
+    expected = PCA(2, random_state=0).fit_transform(X)
+    np.testing.assert_allclose(np.abs(results.points), np.abs(expected), atol=1e-4)
+
+
 def test_umap_map_is_the_default_and_keeps_clusters_apart():
     from sklearn.neighbors import KNeighborsClassifier
 
