@@ -10,14 +10,15 @@ distance-weighted mean of its nearest embedded samples (in the prepared
 space): at 20,000 x 512 that adds about 15% to a default run, where UMAP
 of every sample costs more than the run (``bench/clustering.py --cases
 map``). ``pca`` is the two principal components: free, but clusters
-overlap. Above MAP_MAX samples the map shows MAP_MAX of them, taken at
-random (a ``take`` stage, so the brain run's view stays one short stage):
+overlap. Above MAP_MAX samples the map shows about MAP_MAX of them, drawn
+at random (one short stage in the brain run's view):
 saving a million points costs more than the whole map is worth to a
 panel that draws them all.
 """
 
 import numpy as np
 
+from . import internals
 from .methods import SMALL_TARGET
 from .params import Param
 from .units import Units
@@ -74,17 +75,15 @@ def check_key(dataset, run_key, overwrite, param=MAP):
 
 def shown(units, embeddings, ids, random_state=None):
     """``(view, rows)``: the samples the map shows (``units.collection``,
-    or at most MAP_MAX of its units taken at random, with their samples'
-    other units) and the rows of ``ids`` (the run's units) they hold;
-    ``rows`` is None when the map shows every unit."""
+    or about MAP_MAX of its units drawn at random, whole samples with their
+    objects) and the rows of ``ids`` (the run's units) they hold; ``rows``
+    is None when the map shows every unit."""
     if len(ids) <= MAP_MAX:
         return units.collection, None
-    within = units.collection.exists(units.stored(embeddings)) if not units.patches_field \
-        else units.collection
-    per_sample = len(ids) / max(len(within), 1)  # a sample holds several objects
-    view = within.take(int(MAP_MAX / per_sample), seed=random_state or 0)
-    kept = set(map(str, Units(view, units.patches_field).rows().values("_id")))
-    rows = np.array([i for i, unit in enumerate(ids) if str(unit) in kept], dtype=np.int64)
+    within = units.collection if units.patches_field else units.collection.exists(embeddings)
+    view = internals.random_part(within, MAP_MAX / len(ids))
+    kept = set(Units(view, units.patches_field).rows().values("_id"))
+    rows = np.array([i for i, unit in enumerate(ids) if unit in kept], dtype=np.int64)
     return view, rows
 
 

@@ -51,12 +51,12 @@ def test_above_map_max_the_map_shows_a_random_part_of_the_run(dataset, monkeypat
     monkeypatch.setattr(layout, "MAP_MAX", 100)
     view = dataset.skip(20)
     summary = compute(view, map="pca", normalize=False, reduce="none")
-    assert summary["map"] == dict(method="pca", shown=100, brain_key="runk_map")
     results = dataset.load_brain_results("runk_map")
     ids = list(results.sample_ids)
-    assert len(ids) == 100 and set(ids) < set(view.values("id"))
+    assert summary["map"] == dict(method="pca", shown=len(ids), brain_key="runk_map")
+    assert 60 <= len(ids) <= 140 and set(ids) < set(view.values("id"))  # about 100 of 280
     shown = dataset.load_brain_view("runk_map")  # the brain run's view: three short stages
-    assert [type(s).__name__ for s in shown._stages] == ["Skip", "Exists", "Take"]
+    assert [type(s).__name__ for s in shown._stages] == ["Skip", "Exists", "Mongo"]
     assert sorted(shown.values("id")) == sorted(ids)
     # the points are the map of the samples shown (PCA of their own features)
     X = np.array(dataset.select(ids, ordered=True).values("embedding"), dtype=np.float32)
