@@ -382,11 +382,12 @@ def loaded_images(page):
 def test_100_clusters_of_100k_samples_render(app, page, tmp_path):
     """Timed, not asserted: opening the panel on a run of 100 clusters over
     100,000 samples, and showing one of them in the grid."""
-    _, y = data.blobs(100_000, 16, 100, seed=0)
     dataset = data.dataset(100_000, 16, 100, seed=0, persistent=False)  # inserted in bulk
     try:
         files = colour_files(str(tmp_path), 100)
-        dataset.set_values("filepath", [files[i] for i in y])
+        for blob, path in enumerate(files):  # one update per blob: the set-up, not the test
+            dataset._sample_collection.update_many({"truth": str(blob)},
+                                                   {"$set": {"filepath": path}})
         operator("compute_clusters")(
             dataset, run_key="hundred", embeddings="embedding", method="minibatch_kmeans",
             minibatch_kmeans__n_clusters=100, reduce="none", random_state=0,
