@@ -201,18 +201,18 @@ def tag_clusters(dataset, values, operation=None):
 
     key = values.get("run_key")
     with acting_on(dataset, values, check_tag, "tagging", operation) as (tx, request, info, _):
-        rows, config = units.of_run(dataset, info.config)
-        ids = rows.match(F(config.cluster_field).is_in(request["clusters"])).values("_id")
+        on = units.for_run(dataset, info.config)
+        ids = on.rows().match(F(on.read(info.config).cluster_field).is_in(
+            request["clusters"])).values("_id")
         tx.stage_ids("ids", ids)
         remove = request["action"] == "remove"
         changed = tx.commit([dict(op="edit_tags", ids="ids", tag=request["tag"],
                                   remove=remove, tags=units.beside(info.config, "tags"))])[0]
     verb = "removed from" if remove else "added to"
-    noun = units.Units(dataset, getattr(info.config, "patches_field", None)).noun
     return dict(
         run_key=key, tag=request["tag"], action=request["action"],
         clusters=request["clusters"], num_samples=len(ids), num_changed=changed,
-        summary=f"Tag `{request['tag']}` {verb} {changed:,} {noun} of cluster(s) "
+        summary=f"Tag `{request['tag']}` {verb} {changed:,} {on.noun} of cluster(s) "
                 f"{', '.join(request['clusters'])} ({len(ids):,} in all; "
                 f"{len(ids) - changed:,} already {'without' if remove else 'with'} it).")
 

@@ -232,9 +232,8 @@ def validate(collection, values, count_samples=True):
 
     if count_samples and "embeddings" not in errors and "view_target" not in errors:
         total = len(collection)
-        count = (lambda: units.count(collection, patches_field, embeddings)) if patches_field \
-            else (lambda: count_with_embeddings(collection, embeddings))
-        n = count() if total else 0
+        n = 0 if not total else units.count(collection, patches_field, embeddings) \
+            if patches_field else count_with_embeddings(collection, embeddings)
         try:
             check_found(embeddings, total, n)
             check_enough(embeddings, n)

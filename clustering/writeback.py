@@ -149,8 +149,7 @@ def write_per_cluster(dataset, field, cluster_field, values, owner):
     from pymongo import UpdateMany
 
     stamp, place = _stamp(dataset), _Place(dataset, field)
-    coll.update_many({field: {"$exists": True}},
-                     {"$unset": {place.every(field): ""}, **_touch(stamp)})
+    _unset_all(coll, place, [field], stamp)
     written = _bulk_write(coll, [
         UpdateMany({cluster_field: cid}, {"$set": {place.each(field): value, **stamp}},
                    array_filters=place.filters({cluster_field: cid}))
