@@ -87,18 +87,20 @@ def shown(units, embeddings, ids, random_state=None):
     return view, rows
 
 
-def compute(Z, method, random_state=None):
-    """``(points, made)``: the 2-D map of the prepared features ``Z``, one
-    row per row of ``Z``, and how it was made (recorded in the run).
-    Features of at most 2 dimensions are their own map; UMAP needs
-    SMALL_TARGET samples, fewer get PCA."""
-    n, dim = Z.shape
+def compute(Z, method, random_state=None, rows=None):
+    """``(points, made)``: the 2-D map of the prepared features ``Z`` (of
+    its rows ``rows``, when given), one row per row mapped, and how it was
+    made (recorded in the run). Features of at most 2 dimensions are their
+    own map; UMAP needs SMALL_TARGET samples, fewer get PCA."""
+    n, dim = len(Z) if rows is None else len(rows), Z.shape[1]
+    if method == "umap" and dim > 2 and n >= SMALL_TARGET:
+        return _umap(Z, rows, random_state)
+    if rows is not None:
+        Z = Z[rows]
     if dim <= 2:
         points = np.zeros((n, 2), dtype=np.float32)
         points[:, :dim] = Z
         return points, dict(method="features")
-    if method == "umap" and n >= SMALL_TARGET:
-        return _umap(Z, random_state)
     if not np.ptp(Z, axis=0).any():  # identical vectors: every point at the origin
         return np.zeros((n, 2), dtype=np.float32), dict(method="pca")
     from sklearn.decomposition import PCA
@@ -107,15 +109,17 @@ def compute(Z, method, random_state=None):
     return points.astype(np.float32), dict(method="pca")
 
 
-def _umap(Z, random_state):
-    """UMAP of up to FIT_MAX samples of ``Z``; the others placed beside them."""
+def _umap(Z, rows, random_state):
+    """UMAP of up to FIT_MAX samples of ``Z`` (of its rows ``rows``); the
+    others placed beside them, read a batch at a time (no copy of ``Z``)."""
     from .features import embed_umap
     from .neighbours import embed_subset
 
-    fitted = min(len(Z), FIT_MAX)
+    fitted = min(len(Z) if rows is None else len(rows), FIT_MAX)
     settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], fitted - 1))
     points, fitted = embed_subset(
-        Z, FIT_MAX, lambda rows: embed_umap(rows, 2, settings, random_state), random_state)
+        Z, FIT_MAX, lambda part: embed_umap(part, 2, settings, random_state), random_state,
+        rows)
     return points, dict(method="umap", fitted_on=fitted)
 
 

@@ -50,35 +50,49 @@ def _index(X):
     return index
 
 
-def embed_subset(X, limit, embed, random_state=None):
+def embed_subset(X, limit, embed, random_state=None, rows=None):
     """``(points, rows embedded)``: ``embed(rows)`` of at most ``limit``
-    rows of ``X`` drawn at random, and every other row placed at the
-    inverse-distance weighted mean of the points of its PLACE_NEIGHBOURS
-    nearest embedded rows (searched in at most PLACE_DIM principal
-    components). An embedding's cost grows with the rows it embeds; placing
-    costs one neighbour search."""
-    n, dim = X.shape
+    rows of ``X`` (of its rows ``rows``, when given) drawn at random, and
+    every other row placed at the inverse-distance weighted mean of the
+    points of its PLACE_NEIGHBOURS nearest embedded rows (searched in at
+    most PLACE_DIM principal components). An embedding's cost grows with
+    the rows it embeds; placing costs one neighbour search. ``rows`` spares
+    a copy of a part of ``X``: the rows are read a batch at a time."""
+    rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+    n, dim = len(rows), X.shape[1]
     if n <= limit:
-        return embed(X), n
-    fit = np.sort(np.random.default_rng(random_state).choice(n, limit, replace=False))
-    embedded = embed(X[fit])
+        return embed(X if n == len(X) else X[rows]), n
+    picked = np.sort(np.random.default_rng(random_state).choice(n, limit, replace=False))
+    embedded = embed(X[rows[picked]])
     points = np.empty((n, embedded.shape[1]), dtype=np.float32)
-    points[fit] = embedded
+    points[picked] = embedded
     left_out = np.ones(n, dtype=bool)
-    left_out[fit] = False
+    left_out[picked] = False
     rest = np.flatnonzero(left_out)
-    if dim > PLACE_DIM:  # one pass over X: no copy of the rows left out
-        from sklearn.decomposition import PCA
-
-        X = PCA(PLACE_DIM, random_state=random_state).fit(X[fit]).transform(X)
-    index = _index(np.ascontiguousarray(X[fit], dtype=np.float32))
+    project = _projection(X[rows[picked]], dim, random_state)
+    index = _index(project(X[rows[picked]]))
     for start in range(0, len(rest), _PLACE_BATCH):
-        part = np.ascontiguousarray(X[rest[start:start + _PLACE_BATCH]], dtype=np.float32)
-        squared, found = index.search(part, min(PLACE_NEIGHBOURS, limit))
+        batch = rest[start:start + _PLACE_BATCH]
+        squared, found = index.search(project(X[rows[batch]]), min(PLACE_NEIGHBOURS, limit))
         weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
         placed = np.einsum("qk,qkd->qd", weights, embedded[found])
-        points[rest[start:start + _PLACE_BATCH]] = placed / weights.sum(axis=1, keepdims=True)
+        points[batch] = placed / weights.sum(axis=1, keepdims=True)
     return points, limit
+
+
+def _projection(fitted, dim, random_state):
+    """Rows to the space placement searches in: their PLACE_DIM principal
+    components (of the rows ``fitted``) when wider, as contiguous float32."""
+    pca = None
+    if dim > PLACE_DIM:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(PLACE_DIM, random_state=random_state).fit(fitted)
+
+    def project(part):
+        return np.ascontiguousarray(part if pca is None else pca.transform(part),
+                                    dtype=np.float32)
+    return project
 
 
 def _self_first(indices, distances):

@@ -147,7 +147,7 @@ def _run(collection, dataset, request, tx, report):
     if request.map != "none":
         with progress.stage("map"):
             view, rows = layout.shown(on, request.embeddings, emb.ids, seed)
-            points, made = layout.compute(Z if rows is None else Z[rows], request.map, seed)
+            points, made = layout.compute(Z, request.map, seed, rows)
             if rows is not None:
                 made["shown"] = len(rows)
             mapped = (view, rows, points)

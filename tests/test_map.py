@@ -64,17 +64,23 @@ def test_above_map_max_the_map_shows_a_random_part_of_the_run(dataset, monkeypat
     np.testing.assert_allclose(np.abs(results.points), np.abs(expected), atol=1e-4)
 
 
-def test_umap_map_is_the_default_and_keeps_clusters_apart():
+@pytest.mark.parametrize("map_max", [None, 1_800])
+def test_umap_map_is_the_default_and_keeps_clusters_apart(monkeypatch, map_max):
     from sklearn.neighbors import KNeighborsClassifier
 
     n = layout.FIT_MAX + 500  # UMAP embeds FIT_MAX of them, the rest are placed
-    dataset = blob_dataset_of(n, 16, centers=5, seed=4, cluster_std=1.0)
+    # wider than placement searches in (its principal components are used)
+    dataset = blob_dataset_of(n, 64, centers=5, seed=4, cluster_std=1.0)
+    if map_max:  # the map shows a part: the rows placed are read from the run's
+        monkeypatch.setattr(layout, "MAP_MAX", map_max)
     try:
         summary = compute(dataset, kmeans__n_clusters=5, reduce="none")
+        shown = summary["map"].pop("shown", n)
         assert summary["map"] == dict(method="umap", fitted_on=layout.FIT_MAX,
                                       brain_key="runk_map")
         results = dataset.load_brain_results("runk_map")
-        assert results.points.shape == (n, 2) and np.isfinite(results.points).all()
+        assert results.points.shape == (shown, 2) and np.isfinite(results.points).all()
+        assert (shown < n) == bool(map_max)
         labels = dict(zip(*dataset.values(["id", "runk_cluster"])))
         y = [labels[i] for i in results.sample_ids]
         # a sample's map neighbours are of its cluster
