@@ -115,8 +115,10 @@ def rename_run(dataset, load, context, old, new, config):
 def save_map(dataset, load, context, key, ids, points, stages, patches_field=None):
     """Records the run's map as brain run ``key`` (replacing one of that key)
     for the App's Embeddings panel; a patch run's points are its objects'."""
-    layout.save(internals.build_view(dataset, stages), key, load(ids), load(points),
-                patches_field)
+    # the dataset itself when the map is of all of it: FiftyOne Brain then
+    # knows every point is in it, without reading back each id
+    shown = internals.build_view(dataset, stages) if stages else dataset
+    layout.save(shown, key, load(ids), load(points), patches_field)
 
 
 def delete_map(dataset, load, context, key):
