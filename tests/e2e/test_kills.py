@@ -99,18 +99,22 @@ class Child:
         return code
 
 
+# Runs here have no map: a map killed with its run is test_kills_map's.
 def compute(dataset, key, k, **params):
     """Runs compute_clusters in this process (the harness's "next call")."""
     return operator("compute_clusters")(
         dataset, run_key=key, embeddings="embedding", method="kmeans",
-        kmeans__n_clusters=k, kmeans__n_init=1, reduce="none", random_state=0,
+        kmeans__n_clusters=k, kmeans__n_init=1, reduce="none", map="none", random_state=0,
         progress=False, **params)
 
 
 def child_compute(dataset, key, k, failpoint=None, **params):
+    """A child run whose fit lasts a second or more (six k-means++ starts),
+    so a kill can land inside it."""
     return Child(dataset, "compute_clusters", failpoint=failpoint, run_key=key,
                  embeddings="embedding", method="kmeans", kmeans__n_clusters=k,
-                 kmeans__n_init=6, reduce="none", random_state=0, progress=True, **params)
+                 kmeans__n_init=6, reduce="none", map="none", random_state=0, progress=True,
+                 **params)
 
 
 def staged_left():
@@ -239,7 +243,8 @@ def test_two_processes_race_for_one_key(big):
 def test_assignment_killed_inside_its_commit(big):
     view = big.limit(N - 5000)
     operator("compute_clusters")(view, run_key="asg", embeddings="embedding", method="kmeans",
-                                 kmeans__n_clusters=4, reduce="none", progress=False)
+                                 kmeans__n_clusters=4, reduce="none", map="none",
+                                 progress=False)
     for failpoint in ("staged", "committed", "step0"):
         child = Child(big, "assign_to_clusters", failpoint=failpoint, run_key="asg")
         assert child.wait() == -signal.SIGKILL, child.err[-1500:]
@@ -307,7 +312,7 @@ def test_a_killed_launcher_then_a_new_one(big):
     service = DelegatedOperationService()
     compute_op = operator("compute_clusters")
     first = compute_op(big, run_key="deleg", embeddings="embedding", method="kmeans",
-                       kmeans__n_clusters=5, reduce="none", delegate=True)
+                       kmeans__n_clusters=5, reduce="none", map="none", delegate=True)
     launcher = launch(dict(CLUSTERLAB_FAILPOINT="step0"))  # dies inside the write
     try:
         assert launcher.wait(timeout=240) == -signal.SIGKILL
@@ -316,7 +321,8 @@ def test_a_killed_launcher_then_a_new_one(big):
     assert service.get(first.id).run_state == "running"  # FiftyOne cannot know
 
     second = compute_op(big, run_key="deleg", embeddings="embedding", method="kmeans",
-                        kmeans__n_clusters=3, reduce="none", overwrite=True, delegate=True)
+                        kmeans__n_clusters=3, reduce="none", map="none", overwrite=True,
+                        delegate=True)
     launcher = launch()
     try:
         done = wait_for(service, second.id, ("completed", "failed"))
