@@ -87,10 +87,26 @@ def pools(dataset, config, targets):
 
 
 def _candidates(rows, config):
-    """``{id: Candidate}`` of ``rows`` (samples, or a patch run's objects)."""
-    box = getattr(config, "patches_field", None)
-    fields = ["id", "filepath"] + ([f"{box}.bounding_box"] if box else [])
-    return {row[0]: Candidate(*row) for row in zip(*rows.values(fields))}
+    """``{id: Candidate}`` of ``rows``: samples, or a patch run's objects,
+    each with the box it is cut out by (a polyline's: around its points)."""
+    field = getattr(config, "patches_field", None)
+    if not field:
+        return {i: Candidate(i, path) for i, path in zip(*rows.values(["id", "filepath"]))}
+    polyline = rows.get_field(field).document_type.__name__ == "Polyline"
+    ids, paths, shapes = rows.values(
+        ["id", "filepath", f"{field}.{'points' if polyline else 'bounding_box'}"])
+    boxes = map(_enclosing, shapes) if polyline else shapes
+    return {i: Candidate(i, path, box) for i, path, box in zip(ids, paths, boxes)}
+
+
+def _enclosing(shapes):
+    """The relative box ``[x, y, width, height]`` around a polyline's
+    points (None when it has none: the whole image is shown)."""
+    points = np.array([p for shape in shapes or [] for p in shape], dtype=float).reshape(-1, 2)
+    if not len(points):
+        return None
+    (left, top), (right, bottom) = points.min(axis=0), points.max(axis=0)
+    return [float(left), float(top), float(right - left), float(bottom - top)]
 
 
 def more_candidates(dataset, config, cluster_id, tried):

@@ -45,11 +45,12 @@ def _lbp(tile):
                            for c, p in zip(codes, (8, 16))]).astype(np.float32)
 
 
-def strips(tmp_path, num_samples=30, duplicates=0, seed=0):
-    """A dataset of ``num_samples`` strips, detections in ``ground_truth``;
-    the last ``duplicates`` samples repeat an earlier sample's first tile in
-    place of their own (planted duplicates). Returns the dataset and
-    ``{duplicate object id: object it copies}``."""
+def strips(tmp_path, num_samples=30, duplicates=0, seed=0, kind="detections"):
+    """A dataset of ``num_samples`` strips, ``kind`` (detections, or
+    polylines around each tile) in ``ground_truth``; the last ``duplicates``
+    samples repeat an earlier sample's first tile in place of their own
+    (planted duplicates). Returns the dataset and ``{duplicate object id:
+    object it copies}``."""
     rng = np.random.default_rng(seed)
     tiles = {name: _tiles(name, num_samples, rng) for name in TEXTURES}
     dataset = fo.Dataset()
@@ -65,28 +66,44 @@ def strips(tmp_path, num_samples=30, duplicates=0, seed=0):
              for name, t in zip(order, chosen)], axis=1)
         path = str(tmp_path / f"strip{i}.png")
         Image.fromarray(np.clip(strip, 0, 255).astype(np.uint8)).save(path)
-        detections = [fo.Detection(label=str(name), bounding_box=[j / 3, 0.0, 1 / 3, 1.0],
-                                   embedding=_lbp(t))
-                      for j, (name, t) in enumerate(zip(order, chosen))]
-        samples.append(fo.Sample(filepath=path, ground_truth=fo.Detections(
-            detections=detections)))
+        samples.append(fo.Sample(filepath=path, ground_truth=_labels(kind, [
+            (str(name), j, _lbp(t)) for j, (name, t) in enumerate(zip(order, chosen))])))
     dataset.add_samples(samples, progress=False)
     return dataset, _copied_ids(dataset, copies)
+
+
+def _labels(kind, tiles):
+    """The ``kind`` label of a strip's ``(label, position, embedding)`` tiles."""
+    if kind == "polylines":
+        return fo.Polylines(polylines=[
+            fo.Polyline(label=label, closed=True, filled=True, embedding=embedding,
+                        points=[[(j / 3, 0.0), ((j + 1) / 3, 0.0), ((j + 1) / 3, 1.0),
+                                 (j / 3, 1.0)]])
+            for label, j, embedding in tiles])
+    return fo.Detections(detections=[
+        fo.Detection(label=label, bounding_box=[j / 3, 0.0, 1 / 3, 1.0], embedding=embedding)
+        for label, j, embedding in tiles])
 
 
 def _copied_ids(dataset, copies):
     """``{duplicate object id: original object id}`` of the planted copies."""
     found = {}
-    all_dets = [s.ground_truth.detections for s in dataset.iter_samples()]
+    all_dets = [s.ground_truth[_kind(dataset)] for s in dataset.iter_samples()]
     for i, (original, name) in copies.items():
         by_label = {d.label: d.id for d in all_dets[original]}
         found[next(d.id for d in all_dets[i] if d.label == name)] = by_label[name]
     return found
 
 
+def _kind(dataset):
+    """The list of objects ``ground_truth`` holds: detections or polylines."""
+    return ("polylines" if dataset.get_field("ground_truth").document_type is fo.Polylines
+            else "detections")
+
+
 def objects(dataset, *fields):
     """Each object's values of ``fields`` (attributes), one list per field."""
-    columns = dataset.values([f"ground_truth.detections.{f}" for f in fields])
+    columns = dataset.values([f"ground_truth.{_kind(dataset)}.{f}" for f in fields])
     return [[v for per_sample in column for v in per_sample] for column in columns]
 
 
@@ -199,8 +216,10 @@ def test_the_public_api_path_writes_the_same_values(tiles, monkeypatch):
     assert objects(tiles, "tex_cluster", "tex_group", "tex_distance") == fast
 
 
-def test_labeling_sends_each_objects_crop(tiles, monkeypatch):
+@pytest.mark.parametrize("kind", ["detections", "polylines"])
+def test_labeling_sends_each_objects_crop(tmp_path, monkeypatch, kind):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    tiles, _ = strips(tmp_path, kind=kind)
     cluster(tiles, n_groups=2)
     with LLMServer(KEY, MODEL, max_side=TILE) as server:
         summary = operator("label_clusters_with_llm")(
@@ -214,7 +233,8 @@ def test_labeling_sends_each_objects_crop(tiles, monkeypatch):
     named = [f"{TEXTURES[label].capitalize()} things" for label in labels]
     assert set(names) == set(named)  # three colours: each cluster saw its own tiles
     assert sum(a == b for a, b in zip(names, named)) >= 0.95 * len(names)
-    assert summary["label_field"] == "ground_truth.detections.tex_cluster_label"
+    assert summary["label_field"] == f"ground_truth.{kind}.tex_cluster_label"
+    tiles.delete()
 
 
 def test_actions_on_patch_runs(tmp_path):
