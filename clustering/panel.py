@@ -7,6 +7,7 @@ operations and the run keys' leases (the cluster shown is read from the
 App's view: ``typical.selected``).
 """
 
+import functools
 from urllib.parse import quote
 
 from . import PLUGIN, runs, transactions, units
@@ -18,6 +19,8 @@ from .request import RUN_PARAMS
 THUMBNAILS = 4
 # the App's route for a sample's media by path (FiftyOne serves local files)
 MEDIA_ROUTE = "/media?filepath="
+# the long side of a patch run's thumbnails, cut from their images (pixels)
+CROP_PX = 128
 NOISE_ID = "-1"
 _METRICS = (
     ("silhouette", "Silhouette (-1 to 1, higher is better)"),
@@ -44,7 +47,7 @@ def overview(dataset, key, thumbnails=THUMBNAILS):
     config = info["config"]
     rows, read = units.of_run(dataset, dataset.get_run_info(key).config)
     media = media_urls(rows, [r for c in info["clusters"]
-                              for r in c["representatives"][:thumbnails]])
+                              for r in c["representatives"][:thumbnails]], read)
     total = max(config.get("num_samples") or 0, 1)
 
     def card(entry, shown):
@@ -55,7 +58,7 @@ def overview(dataset, key, thumbnails=THUMBNAILS):
     noise = info["noise"]
     if noise and noise.get("size"):
         noise = card(dict(noise, id=NOISE_ID),
-                     noise_urls(rows, read.cluster_field, thumbnails))
+                     noise_urls(rows, read, thumbnails))
     else:
         noise = None
     params = config.get("params") or {}
@@ -88,26 +91,41 @@ def media_url(path):
     return MEDIA_ROUTE + quote(path, safe="")
 
 
-def media_urls(dataset, sample_ids):
+def media_urls(dataset, sample_ids, config=None):
     """``{sample id: URL}`` of the samples' grid media (their filepath
-    where the grid field is empty), in one query; ``dataset`` may be a
-    patches view (an object's image is its sample's)."""
+    where the grid field is empty), in one query. ``dataset`` may be the
+    patches view of a patch run (``config``): an object shows its crop."""
     if not sample_ids:
         return {}
-    field = media_field(dataset)
     view = dataset.select(sample_ids)
-    ids, paths, shown = view.values(["id", "filepath", field])
+    if getattr(config, "patches_field", None):
+        from ..labeling.selection import candidates
+
+        return {i: crop_url(c.filepath, c.box and tuple(c.box))
+                for i, c in candidates(view, config).items()}
+    ids, paths, shown = view.values(["id", "filepath", media_field(dataset)])
     return {i: media_url(s or p) for i, p, s in zip(ids, paths, shown)}
 
 
-def noise_urls(dataset, cluster_field, count):
-    """URLs of the grid media of a few of the run's noise samples."""
+@functools.lru_cache(maxsize=1024)
+def crop_url(path, box):
+    """An object's crop (``box``, relative) of the image at ``path``, as a
+    small data URL; the whole image's URL where the file cannot be read.
+    Kept, as the panel shows the same few objects at every refresh."""
+    from ..labeling.images import UnreadableImage, encode
+
+    try:
+        return encode(None, path, CROP_PX, box and list(box)).data_url
+    except UnreadableImage:
+        return media_url(path)
+
+
+def noise_urls(dataset, config, count):
+    """URLs of the grid media (or crops) of a few of the run's noise units."""
     from fiftyone import ViewField as F
 
-    field = media_field(dataset)
-    view = dataset.match(F(cluster_field) == NOISE_ID).limit(count)
-    paths, shown = view.values(["filepath", field])
-    return [media_url(s or p) for p, s in zip(paths, shown)]
+    ids = dataset.match(F(config.cluster_field) == NOISE_ID).limit(count).values("id")
+    return list(media_urls(dataset, ids, config).values())
 
 
 def facts_markdown(info):

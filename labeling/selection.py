@@ -69,7 +69,7 @@ def pools(dataset, config, targets):
         else:
             ids[target["id"]] = list(target["representatives"])
     chosen = rows.select([i for members in ids.values() for i in members])
-    found = _candidates(chosen, config)
+    found = candidates(chosen, config)
     try:
         emb = read_vectors(chosen, config.embeddings_field)
         vectors = dict(zip(map(str, emb.ids), emb.X))
@@ -86,7 +86,7 @@ def pools(dataset, config, targets):
     return out
 
 
-def _candidates(rows, config):
+def candidates(rows, config):
     """``{id: Candidate}`` of ``rows``: samples, or a patch run's objects,
     each with the box it is cut out by (a polyline's: around its points)."""
     field = getattr(config, "patches_field", None)
@@ -119,4 +119,4 @@ def more_candidates(dataset, config, cluster_id, tried):
     rows, config = units.of_run(dataset, config)
     view = rows.match(F(config.cluster_field) == cluster_id).exclude(list(tried))
     view = most_typical_first(view, config).limit(max(0, MAX_CANDIDATES - len(tried)))
-    return list(_candidates(view, config).values())
+    return list(candidates(view, config).values())

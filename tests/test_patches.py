@@ -8,8 +8,6 @@ simulated vision model (which names the colour it sees) names a cluster
 right only when it is sent the objects' crops, not the whole strips.
 """
 
-from urllib.parse import unquote
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -299,13 +297,24 @@ def test_new_objects_are_assigned_and_the_panel_shows_patch_runs(tiles):
     first = tiles.first().ground_truth.detections
     assert first[-1].tex_cluster == first[0].tex_cluster  # a copy joins its original
 
-    panel = plugin_module("clustering.panel")
-    shown = panel.overview(tiles, "tex")
-    paths = set(tiles.values("filepath"))
+    # each card shows its objects' crops: single tiles, of its texture's tint
+    shown = plugin_module("clustering.panel").overview(tiles, "tex")
+    tints = []
     for card in shown["clusters"]:
-        assert card["thumbnails"]  # each object's image is its strip
-        assert all(unquote(url.removeprefix(panel.MEDIA_ROUTE)) in paths
-                   for url in card["thumbnails"])
+        crops = [_image(url) for url in card["thumbnails"]]
+        assert crops and {crop.size for crop in crops} == {(TILE, TILE)}
+        tints.append({int(np.argmax(np.asarray(c).reshape(-1, 3).mean(axis=0))) for c in crops})
+    assert sorted(map(tuple, tints)) == [(0,), (1,), (2,)]
+
+
+def _image(data_url):
+    """The image a data URL holds."""
+    import base64
+    import io
+
+    header, data = data_url.split(",", 1)
+    assert header.startswith("data:image/")
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
 
 
 def test_the_form_offers_label_fields_then_their_objects_vector_attributes(tiles):
