@@ -173,7 +173,9 @@ def test_cluster_from_the_palette_filter_a_cluster_and_show_the_run(app, page, d
     page.locator(f"[data-cy=selector-sidebar-search-{FIELD}]").fill(value)
     page.locator(f"[data-cy=selector-results-container-sidebar-search-{FIELD}]").get_by_text(
         value, exact=True).click()
-    expect(page.locator("[data-cy=entry-counts]")).to_have_text(f"{counts[value]:,} samples")
+    # the App recounts after the filter; on a loaded 2-core machine that took over 5 s
+    expect(page.locator("[data-cy=entry-counts]")).to_have_text(f"{counts[value]:,} samples",
+                                                                timeout=20_000)
     page.locator(f"[data-cy=checkbox-{FIELD}]").click()
     page.wait_for_function("""([field, value]) => {
         const shown = document.querySelectorAll("[data-cy=looker]").length;
