@@ -8,10 +8,13 @@ the forms say how to enable scheduling and runs execute at once."""
 import json
 import uuid
 
+import fiftyone as fo
+import pytest
 from bson import ObjectId
 from playwright.sync_api import expect
+from sklearn.metrics import adjusted_rand_score
 
-from conftest import URI, groups_to_name, operator
+from conftest import URI, blobs, groups_to_name, operator
 from llm_server import LLMServer, asked
 
 from .conftest import (
@@ -158,6 +161,67 @@ def test_clustering_scheduled_from_the_app_runs_under_the_launcher(
     for value in counts:
         expect(results.get_by_text(value, exact=True)).to_be_visible()
     screenshot(page, "schedule-compute-sidebar")
+
+
+@pytest.fixture
+def objects():
+    """300 samples of 3 detections each, whose ``embedding`` attributes are
+    4 blobs; the truth is each object's ``label``."""
+    X, y = blobs(900, 16, centers=4, seed=3)
+    dataset = fo.Dataset()
+    dataset.add_samples([fo.Sample(
+        filepath=f"/tmp/clusterlab/objects{i}.png", ground_truth=fo.Detections(detections=[
+            fo.Detection(label=str(y[3 * i + j]), bounding_box=[j / 3, 0, 1 / 3, 1],
+                         embedding=X[3 * i + j]) for j in range(3)]))
+        for i in range(300)], progress=False)
+    yield dataset
+    dataset.delete()
+
+
+def test_a_patch_run_scheduled_from_the_app_clusters_the_objects(
+        scheduling_app, page, objects):
+    """The form offers the label field, then its objects' vectors; the
+    launcher clusters the objects, each gets its cluster, and the map is a
+    patches visualization."""
+    run_key = "sched_objects"
+    page.goto(f"{scheduling_app.url}/datasets/{objects.name}")
+    expect(page.locator("[data-cy=entry-counts]")).to_have_text("300 samples")
+
+    prompt = open_operator(page, "compute_clusters")
+    form_field(prompt, "Run key").locator("input").fill(run_key)
+    choose(page, prompt, "Patches field", "ground_truth")
+    choose(page, prompt, "Embeddings field", "embedding")
+    form_field(prompt, "N clusters").locator("input").fill("4")
+    choose(page, prompt, "Reduce", "none")
+    form_field(prompt, "Delegate").locator("input[type=checkbox]").check()
+    expect(prompt.locator("[aria-invalid=true]")).to_have_count(0)
+    screenshot(page, "schedule-patches-form")
+    op_id = schedule(page, prompt, URI + "compute_clusters")
+
+    (op,), output = run_launcher([op_id], "schedule-patches-launcher.log")
+    assert op.run_state == "completed", (op.run_state, op.result, output)
+    objects.reload()
+    truth, found = objects.values(["ground_truth.detections.label",
+                                   f"ground_truth.detections.{run_key}_cluster"], unwind=True)
+    assert len(found) == 900 and None not in found
+    assert adjusted_rand_score(truth, found) > 0.99
+    assert objects.get_run_info(run_key).config.patches_field == "ground_truth"
+    assert objects.get_brain_info(run_key + "_map").config.patches_field == "ground_truth"
+
+    page.reload()
+    expect(page.locator("[data-cy=sidebar-field-ground_truth]")).to_be_visible()
+    page.locator("[data-cy=entry-counts]").click()
+    prompt = open_operator(page, "get_clustering_run_info")
+    choose(page, prompt, "Clustering run", run_key)
+    with page.expect_response(execution_of(URI + "get_clustering_run_info")) as executed:
+        prompt.get_by_role("button", name="Execute").click()
+    assert executed.value.json()["error"] is None
+    rows = prompt.locator("table").first.locator("tbody tr")
+    expect(rows).to_have_count(4)
+    shown = {row[0]: int(row[1].replace(",", "")) for row in table_rows(prompt)}
+    assert shown == {c: found.count(c) for c in set(found)}, shown
+    screenshot(page, "schedule-patches-run-info")
+    no_traceback(page)
 
 
 def test_without_scheduling_labeling_executes_now_in_the_app(app, page, digits):
