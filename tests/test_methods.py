@@ -165,6 +165,30 @@ def test_quality_metrics_against_known_truth(five_blobs):
     assert worse["completeness"] == pytest.approx(1.0)  # merging keeps classes whole
 
 
+@pytest.mark.parametrize("data", ["blobs", "digits", "singletons", "far_from_origin"])
+def test_silhouette_is_scikit_learns(data):
+    """The run's silhouette (one float32 product, distances shared by every
+    k of a sweep) equals scikit-learn's on the same samples."""
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import silhouette_score
+
+    quality = plugin_module("clustering.quality")
+    rng = np.random.default_rng(0)
+    if data == "digits":
+        X, y = load_digits(return_X_y=True)
+        labels = (y + rng.integers(0, 2, size=len(y))) % 10  # a labelling with mistakes
+    else:
+        X, labels = blobs(2000, 64, centers=7, seed=4, normalize=data != "far_from_origin")
+        if data == "far_from_origin":
+            X = X + 1000.0
+        if data == "singletons":
+            labels = labels.copy()
+            labels[:5] = np.arange(7, 12)  # five clusters of one sample
+    D = quality.pairwise_distances(X)
+    assert quality.silhouette(D, labels) == pytest.approx(
+        silhouette_score(X.astype(np.float64), labels), abs=1e-4)
+
+
 def test_noise_share_matches_the_field():
     X, y = blobs(300, 8, centers=3, seed=9, cluster_std=0.2)
     outliers = np.random.default_rng(1).normal(size=(30, 8)).astype(np.float32) * 5
