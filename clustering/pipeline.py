@@ -127,6 +127,9 @@ def _run(collection, dataset, request, tx, report):
                 "cluster, as there is nothing to separate.")
         elif method.needs_k and request.params["n_clusters"] is None:
             fit, sweep = autok.sweep(method, Z, request.params, seed, rng, update)
+            if len(Z) > autok.SAMPLE:
+                notes.append(f"k was chosen on {autok.SAMPLE:,} samples drawn at random, "
+                             f"then fitted on all {len(Z):,}.")
         else:
             fit = method.fit(Z, request.params, seed)
             # record what ran: the request with the method's own resolutions

@@ -149,6 +149,25 @@ def test_automatic_k_sweeps_and_picks_the_best(five_blobs):
     assert "k = 5 was chosen automatically" in summary["summary"]
 
 
+def test_above_its_sample_the_sweep_chooses_k_on_a_part_and_fits_it_on_all(
+        five_blobs, monkeypatch):
+    monkeypatch.setattr(plugin_module("clustering.autok"), "SAMPLE", 200)
+    summary = compute(five_blobs, run_key="auto_k_part", method="kmeans", reduce="none",
+                      kmeans__k_min=2, kmeans__k_max=9, ground_truth="ground_truth",
+                      random_state=0)
+    assert summary["num_clusters"] == 5 and summary["num_samples"] == len(five_blobs)
+    assert summary["metrics"]["ground_truth"]["ari"] == pytest.approx(1.0)
+    assert "k was chosen on 200 samples drawn at random, then fitted on all 500." in (
+        summary["notes"])
+    # the part's inertia is scaled to every sample: at k = 5, near the fit of all
+    X = np.stack(five_blobs.values("embedding"))
+    labels = np.array(five_blobs.values("auto_k_part_cluster"))
+    inertia = sum(((X[labels == c] - X[labels == c].mean(axis=0)) ** 2).sum()
+                  for c in set(labels))
+    row = next(r for r in five_blobs.load_run_results("auto_k_part").sweep if r["k"] == 5)
+    assert row["inertia"] == pytest.approx(inertia, rel=0.25)
+
+
 def test_quality_metrics_against_known_truth(five_blobs):
     summary = compute(five_blobs, run_key="q", method="kmeans", kmeans__n_clusters=5,
                       reduce="none", ground_truth="ground_truth", random_state=0)
