@@ -11,7 +11,9 @@ photograph patches). A candidate that transforms more (normalising, then
 UMAP) must score MARGIN above the simplest candidate within reach of the
 best: close scores are within the noise of UMAP's seed, and there the raw
 vectors are what the user gave. The scores are recorded in the run's
-preparation, with the choice.
+preparation, with the choice. Vectors already of unit length (as most embedding models
+return them) are the same normalised or not: only the normalised
+candidates are measured, and the choice says so.
 """
 
 import numpy as np
@@ -21,6 +23,9 @@ from . import features
 SAMPLE = 5000
 NEIGHBOURS = 10
 MARGIN = 0.02
+# Rows whose squared length is this close to 1 are already normalised.
+UNIT_TOLERANCE = 1e-3
+UNIT_LENGTH = "the vectors are already of unit length, so normalising them changes nothing"
 
 
 def choose(settings, method, X, params, random_state):
@@ -28,8 +33,12 @@ def choose(settings, method, X, params, random_state):
     several candidates are open, the best measured (with ``choice``)."""
     n, dim = X.shape
     options = features.candidates(settings, method, n, dim)
+    unit = len({o["normalize"] for o in options}) > 1 and _unit_length(X)
+    if unit:
+        options = [o for o in options if o["normalize"]]
     if len(options) == 1:
-        return features.resolve(options[0], method, n, dim)
+        resolved = features.resolve(options[0], method, n, dim)
+        return dict(resolved, choice=dict(why=UNIT_LENGTH)) if unit else resolved
     rng = np.random.default_rng(random_state)
     rows = np.sort(rng.choice(n, SAMPLE, replace=False)) if n > SAMPLE else np.arange(n)
     sample = X[rows]
@@ -51,7 +60,13 @@ def choose(settings, method, X, params, random_state):
     return dict(features.resolve(chosen, method, n, dim), choice=dict(
         candidates=measured, sample=len(sample),
         why=f"the simplest candidate within {MARGIN} of the highest neighbour "
-            "agreement (how often a sample's nearest neighbours share its cluster)"))
+            "agreement (how often a sample's nearest neighbours share its cluster)"
+            + (f"; {UNIT_LENGTH}" if unit else "")))
+
+
+def _unit_length(X):
+    """Whether every row of ``X`` is of unit length (within float noise)."""
+    return bool(np.abs(np.einsum("ij,ij->i", X, X) - 1).max() <= UNIT_TOLERANCE)
 
 
 def _neighbours(X, normalize):

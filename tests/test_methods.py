@@ -83,20 +83,41 @@ def test_preparation_is_resolved_and_recorded(five_blobs):
     points.delete()
 
 
-def test_auto_preparation_is_chosen_by_measuring_and_says_why(five_blobs):
-    summary = compute(five_blobs, run_key="p_choice", method="kmeans", kmeans__n_clusters=5,
+def test_auto_preparation_is_chosen_by_measuring_and_says_why():
+    dataset = make_dataset(*blobs(500, 32, 5, seed=8, cluster_std=0.6, normalize=False))
+    summary = compute(dataset, run_key="p_choice", method="kmeans", kmeans__n_clusters=5,
                       random_state=0)
-    choice = five_blobs.get_run_info("p_choice").config.prepare["choice"]
+    choice = dataset.get_run_info("p_choice").config.prepare["choice"]
     options = {(c["normalize"], c["reduce"]): c["neighbour_agreement"]
                for c in choice["candidates"]}
     assert set(options) == {(True, "umap"), (True, "none"), (False, "umap"), (False, "none")}
     assert "neighbour agreement" in choice["why"] and choice["sample"] == 500
+    assert "unit length" not in choice["why"]
     chosen = (summary["prepare"]["normalize"], summary["prepare"]["reduce"])
     margin = plugin_module("clustering.choice").MARGIN
     close = [o for o, score in options.items() if score >= max(options.values()) - margin]
     simplest = min(close, key=lambda o: (o[1] != "none", o[0]))
     assert chosen == simplest
-    assert ari(five_blobs, "p_choice_cluster") > 0.98
+    assert ari(dataset, "p_choice_cluster") > 0.98
+    dataset.delete()
+
+
+def test_vectors_of_unit_length_are_measured_only_normalised(five_blobs):
+    """Normalising unit vectors changes nothing: measuring both would cost
+    twice for one answer."""
+    compute(five_blobs, run_key="p_unit", method="kmeans", kmeans__n_clusters=5,
+            random_state=0)
+    choice = five_blobs.get_run_info("p_unit").config.prepare["choice"]
+    assert {(c["normalize"], c["reduce"]) for c in choice["candidates"]} == {
+        (True, "umap"), (True, "none")}
+    assert "already of unit length" in choice["why"]
+    assert ari(five_blobs, "p_unit_cluster") > 0.98
+
+    compute(five_blobs, run_key="p_unit_flat", method="kmeans", kmeans__n_clusters=5,
+            reduce="none", random_state=0)
+    prepare = five_blobs.get_run_info("p_unit_flat").config.prepare
+    assert (prepare["normalize"], prepare["reduce"]) == (True, "none")
+    assert "already of unit length" in prepare["choice"]["why"]
 
 
 def test_measuring_keeps_what_normalisation_would_throw_away():
