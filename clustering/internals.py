@@ -66,16 +66,6 @@ def label_of(dataset, path):
     return None
 
 
-def random_part(collection, fraction):
-    """About ``fraction`` of ``collection``'s samples, drawn at random once
-    and for all from the random number FiftyOne stores on each sample (as
-    its ``take`` does: ``_rand`` spans a thousandth, so its scaled
-    fractional part is what is uniform), as one short stage that costs no
-    more than a match."""
-    spread = {"$mod": [{"$multiply": ["$_rand", 1e7]}, 1]}
-    return collection.mongo([{"$match": {"$expr": {"$lt": [spread, fraction]}}}])
-
-
 def view_stages(collection):
     """The view's stages, serialized as FiftyOne stores a run's view."""
     import fiftyone as fo

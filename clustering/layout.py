@@ -10,18 +10,15 @@ distance-weighted mean of its nearest embedded samples (in the prepared
 space): at 20,000 x 512 that adds about 15% to a default run, where UMAP
 of every sample costs more than the run (``bench/clustering.py --cases
 map``). ``pca`` is the two principal components: free, but clusters
-overlap. Above MAP_MAX samples the map shows about MAP_MAX of them, drawn
-at random (one short stage in the brain run's view):
-saving a million points costs more than the whole map is worth to a
-panel that draws them all.
+overlap. Above MAP_MAX samples the map shows MAP_MAX of them, drawn at
+random: saving a million points costs more than the whole map is worth
+to a panel that draws them all.
 """
 
 import numpy as np
 
-from . import internals
 from .methods import SMALL_TARGET
 from .params import Param
-from .units import Units
 
 MAP = Param("map", str, "umap",
             "A 2-D map of the features the run clustered, recorded as brain run "
@@ -73,18 +70,14 @@ def check_key(dataset, run_key, overwrite, param=MAP):
         f"{hint}{off}.")
 
 
-def shown(units, embeddings, ids, random_state=None):
-    """``(view, rows)``: the samples the map shows (``units.collection``,
-    or about MAP_MAX of its units drawn at random, whole samples with their
-    objects) and the rows of ``ids`` (the run's units) they hold; ``rows``
-    is None when the map shows every unit."""
-    if len(ids) <= MAP_MAX:
-        return units.collection, None
-    within = units.collection if units.patches_field else units.collection.exists(embeddings)
-    view = internals.random_part(within, MAP_MAX / len(ids))
-    kept = set(Units(view, units.patches_field).rows().values("_id"))
-    rows = np.array([i for i, unit in enumerate(ids) if unit in kept], dtype=np.int64)
-    return view, rows
+def shown(n, random_state=None):
+    """The rows of a run's ``n`` units its map shows: None for all of them,
+    or MAP_MAX drawn at random. Drawn from the rows the run holds, they cost
+    no query, and the map stays recorded on the run's own collection, which
+    FiftyOne Brain loads without matching every id against a view."""
+    if n <= MAP_MAX:
+        return None
+    return np.sort(np.random.default_rng(random_state).choice(n, MAP_MAX, replace=False))
 
 
 def compute(Z, method, random_state=None, rows=None):

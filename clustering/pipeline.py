@@ -149,11 +149,11 @@ def _run(collection, dataset, request, tx, report):
     mapped = made = None
     if request.map != "none":
         with progress.stage("map"):
-            view, rows = layout.shown(on, request.embeddings, emb.ids, seed)
+            rows = layout.shown(len(emb.ids), seed)
             points, made = layout.compute(Z, request.map, seed, rows)
             if rows is not None:
                 made["shown"] = len(rows)
-            mapped = (view, rows, points)
+            mapped = (on.collection, rows, points)
 
     k, noise = measured.num_clusters, measured.noise
     config = dict(
