@@ -123,21 +123,16 @@ def radii(distances, labels, num_clusters, q=95):
 
 
 def distances_to_centre(Z, labels, centre_rows, chunk=8192):
-    """Per-sample distance to its own cluster's centre (NaN for noise).
-
-    Uses |z - c|^2 = |z|^2 - 2 z.c + |c|^2 with z.c from one matrix product
-    per chunk (BLAS, no gathered copy of the centres), in float64 so that
-    samples at the centre (medoids) come out at 0; chunks keep it small."""
-    C = np.asarray(centre_rows, dtype=np.float64)
-    centre_sq = np.einsum("ij,ij->i", C, C)
+    """Per-sample distance to its own cluster's centre (NaN for noise),
+    from each row minus its centre, a chunk at a time: one pass over the
+    rows, and a sample at its centre (a medoid) is exactly 0."""
+    C = np.asarray(centre_rows, dtype=np.float32)
     out = np.full(len(Z), np.nan, dtype=np.float32)
     for start in range(0, len(Z), chunk):
         own = labels[start:start + chunk]
         member = np.flatnonzero(own >= 0)
-        block = Z[start:start + chunk][member].astype(np.float64)
-        dots = (block @ C.T)[np.arange(len(member)), own[member]]
-        sq = np.einsum("ij,ij->i", block, block) - 2 * dots + centre_sq[own[member]]
-        out[start + member] = np.sqrt(np.maximum(sq, 0))
+        diff = Z[start:start + chunk][member] - C[own[member]]
+        out[start + member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return out
 
 
