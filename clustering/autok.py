@@ -35,17 +35,21 @@ def sweep(method, Z, params, random_state, rng, progress=None):
         inertia = None if fit.inertia is None else fit.inertia * len(Z) / len(Zp)
         table.append(dict(k=k, silhouette=score, inertia=inertia))
         if score is not None and score > best_score:
-            best, best_score = fit, score
-            best.params = {**params, **fit.params, "n_clusters": k}
+            best, best_score = _recorded(fit, params, k), score
         if progress:
             progress((i + 1) / steps, f"k={k}")
     if best is None:
-        best = fit
-        best.params = {**params, **fit.params, "n_clusters": ks[-1]}
+        best = _recorded(fit, params, ks[-1])
     if not whole:
-        chosen = best.params
-        best = method.fit(Z, chosen, random_state)
-        best.params = {**chosen, **best.params, "n_clusters": chosen["n_clusters"]}
+        k = best.params["n_clusters"]
+        best = _recorded(method.fit(Z, best.params, random_state), best.params, k)
         if progress:
-            progress(1.0, f"k={chosen['n_clusters']} on every sample")
+            progress(1.0, f"k={k} on every sample")
     return best, table
+
+
+def _recorded(fit, params, k):
+    """``fit`` with the parameters that made it: the request's, the
+    method's own resolutions, and k."""
+    fit.params = {**params, **fit.params, "n_clusters": k}
+    return fit

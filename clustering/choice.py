@@ -11,9 +11,9 @@ photograph patches). A candidate that transforms more (normalising, then
 UMAP) must score MARGIN above the simplest candidate within reach of the
 best: close scores are within the noise of UMAP's seed, and there the raw
 vectors are what the user gave. The scores are recorded in the run's
-preparation, with the choice. Vectors already of unit length (as most embedding models
-return them) are the same normalised or not: only the normalised
-candidates are measured, and the choice says so.
+preparation, with the choice. Vectors already of unit length (as most
+embedding models return them) are the same normalised or not: only the
+normalised candidates are measured, and the choice says so.
 """
 
 import numpy as np

@@ -153,7 +153,7 @@ def _run(collection, dataset, request, tx, report):
             points, made = layout.compute(Z, request.map, seed, rows)
             if rows is not None:
                 made["shown"] = len(rows)
-            mapped = (on.collection, rows, points)
+            mapped = (rows, points)
 
     k, noise = measured.num_clusters, measured.noise
     config = dict(
@@ -248,7 +248,7 @@ def _commit(dataset, collection, request, tx, ids, measured, grouping, config, r
                           ids="ids", values="distances", replace=True,
                           owner=request.run_key))
     steps.append(dict(op="delete_fields", fields=_fields_to_replace(dataset, request)))
-    steps += _map_steps(dataset, request, tx, ids, mapped)
+    steps += _map_steps(dataset, collection, request, tx, ids, mapped)
     update(0.2, "staged")
     tx.stage_json("results", dict(results, timings=_timings(progress, start)))
     steps.append(dict(op="save_run", key=request.run_key, config=config,
@@ -258,18 +258,19 @@ def _commit(dataset, collection, request, tx, ids, measured, grouping, config, r
     return tx.commit(steps)[len(steps) - 1]
 
 
-def _map_steps(dataset, request, tx, ids, mapped):
-    """Stages the run's map (``(view, rows of ids, points)``: rows None
-    when it shows every unit) and returns the step recording it; without
-    a map, the step deleting the map of the run being overwritten."""
+def _map_steps(dataset, collection, request, tx, ids, mapped):
+    """Stages the run's map (``(rows of ids, points)``: rows None when it
+    shows every unit), to be recorded on the run's ``collection``, and
+    returns the step recording it; without a map, the step deleting the map
+    of the run being overwritten."""
     key = layout.brain_key(request.run_key)
     if mapped is not None:
-        view, rows, points = mapped
+        rows, points = mapped
         if rows is not None:
             tx.stage_ids("map_ids", [ids[r] for r in rows])
         tx.stage_array("map", points)
         return [dict(op="save_map", key=key, ids="ids" if rows is None else "map_ids",
-                     points="map", stages=internals.view_stages(view),
+                     points="map", stages=internals.view_stages(collection),
                      patches_field=request.patches_field)]
     if request.overwrite and layout.is_map(dataset, key):
         return [dict(op="delete_map", key=key)]
