@@ -9,6 +9,7 @@ whole; every target sample with a value; nothing staged left; the key
 usable again.
 """
 
+import atexit
 import json
 import signal
 import subprocess
@@ -28,17 +29,29 @@ pytestmark = pytest.mark.e2e
 
 UserError = plugin_module("clustering.params").UserError
 N, D, K = 50_000, 256, 12
+# A child imports FiftyOne and loads the plugin, then waits for its call
+# (a JSON line on stdin: the operator, its dataset, its parameters, the
+# environment it adds) and prints FINISHED when the call returns.
 CHILD = """
-import json, sys
+import json, os, sys
 import fiftyone as fo
 import fiftyone.operators as foo
 
-args = json.loads(sys.argv[1])
+foo.get_operator("@clusterlab/clustering/compute_clusters")
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)
+args = json.loads(line)
+os.environ.update(args.pop("env"))
 dataset = fo.load_dataset(args.pop("dataset"))
 name = args.pop("operator")
 foo.get_operator("@clusterlab/clustering/" + name)(dataset, **args)
 print("FINISHED", flush=True)
 """
+# Children started ahead, importing while earlier tests run: two, so that
+# the two racing children of a test start together.
+SPARES = 2
+_spares = []
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +64,34 @@ def big():
     dataset.delete()
 
 
+def _spare():
+    """A child ready for its call; another starts in its place."""
+    while len(_spares) <= SPARES:
+        _spares.append(subprocess.Popen(
+            [sys.executable, "-c", CHILD], env=child_env(), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return _spares.pop(0)
+
+
+@atexit.register
+def _stop_spares():
+    for process in _spares:
+        process.stdin.close()  # end of input: it exits without a call
+        process.wait(timeout=60)
+
+
 class Child:
     """A process running one operator call, its stderr (the progress bar)
     collected as it comes."""
 
     def __init__(self, dataset, operator_name, failpoint=None, env=None, **params):
-        args = dict(params, dataset=dataset.name, operator=operator_name)
         extra = dict(env or {})
         if failpoint:
             extra["CLUSTERLAB_FAILPOINT"] = failpoint
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, json.dumps(args)], env=child_env(**extra),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = _spare()
+        self.process.stdin.write(json.dumps(dict(params, dataset=dataset.name,
+                                                 operator=operator_name, env=extra)) + "\n")
+        self.process.stdin.close()
         self.err = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
