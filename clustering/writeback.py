@@ -5,11 +5,11 @@ These are the field steps a committed transaction applies (see
 by running it again. A field is on the samples, or on the objects of a
 label field (a patch run's ``ground_truth.detections.x``): then the ids are
 the objects' ids and each update reaches them through an array filter.
-Strings are written with one ``update_many`` per distinct value (k writes,
-not N), floats per unit, as a few concurrent bulk writes; where FiftyOne's
-internals are unavailable, the same values go through ``set_values()`` (or
-``set_label_values()``). Written samples get ``last_modified_at`` as
-FiftyOne's own writes stamp them. Each field the plugin creates is marked
+Strings are written with one ``update_many`` per distinct value in each
+window of stored documents, floats per unit, as concurrent bulk writes;
+where FiftyOne's internals are unavailable, the same values go through
+``set_values()`` (or ``set_label_values()``). Written samples get
+``last_modified_at`` as FiftyOne's own writes stamp them. Each field the plugin creates is marked
 in its ``info`` with the run that owns it, so fields left behind by runs
 deleted outside the plugin can be found again.
 """
@@ -23,6 +23,10 @@ from . import internals
 
 _IDS_PER_UPDATE = 50_000
 _OPS_PER_BULK = 5_000
+# Ids per window of a grouped write (see _grouped_updates), and the
+# documents one bulk write of grouped updates rewrites.
+_WINDOW = 5_000
+_DOCS_PER_BULK = 2_000
 # Concurrent bulk writes: on a 2-core machine a million samples' labels took
 # 36 s with 4 and 28-31 s with 16 (8 in between); 100k the same with any.
 _WRITERS = 16
@@ -122,7 +126,8 @@ def write_field(dataset, field, kind, ids, values, replace, owner, derived=None)
                for _id, v in zip(ids, values) if not np.isnan(v)]
     else:
         ops = _grouped_updates(place, ids, values, field, stamp, _KINDS[kind][1], derived)
-    written = _bulk_write(coll, ops)
+    # writers take neighbouring slices of the windows, moving through the collection together
+    written = _bulk_write(coll, ops, max(1, _DOCS_PER_BULK * len(ops) // max(1, len(ids))))
     if clean_after:
         _unset_all(coll, place, fields, stamp, {"last_modified_at": {"$lt": stamp[
             "last_modified_at"]}})
@@ -294,13 +299,14 @@ def _chunks(ids):
     return [list(ids[i:i + _IDS_PER_UPDATE]) for i in range(0, len(ids), _IDS_PER_UPDATE)]
 
 
-def _bulk_write(coll, ops):
-    """Sends ``ops`` as a few concurrent bulk writes (the database applies
-    each one on a single core, and rewriting documents is what costs);
-    returns the number of documents matched."""
+def _bulk_write(coll, ops, size=None):
+    """Sends ``ops`` as concurrent bulk writes of ``size`` ops, taken in
+    order (by default at least _WRITERS of them, of at most _OPS_PER_BULK):
+    the database applies each one on a single core, and rewriting documents
+    is what costs. Returns the number of documents matched."""
     if not ops:
         return 0
-    size = min(_OPS_PER_BULK, max(1, -(-len(ops) // _WRITERS)))
+    size = size or min(_OPS_PER_BULK, max(1, -(-len(ops) // _WRITERS)))
     batches = [ops[i:i + size] for i in range(0, len(ops), size)]
     with ThreadPoolExecutor(_WRITERS) as pool:
         results = pool.map(lambda batch: coll.bulk_write(batch, ordered=False), batches)
@@ -308,19 +314,27 @@ def _bulk_write(coll, ops):
 
 
 def _grouped_updates(place, ids, values, field, stamp, cast, derived):
-    """One ``update_many`` per distinct value (per ``$in`` chunk), setting
-    ``field`` and the ``derived`` fields that follow from the value."""
-    ids = np.asarray(ids, dtype=object)
-    distinct, codes = np.unique(values, return_inverse=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
+    """Updates setting ``field``, and the ``derived`` fields that follow from
+    its value: the ids in the order their documents are stored, and for each
+    window of _WINDOW of them one ``update_many`` per distinct value. Each
+    page of the collection is then rewritten within one window's updates,
+    not once per value as one update per value did: at a million samples
+    that rewrote pages 3x over (6-13 GB written from the database's cache
+    for a 2.3 GB collection) and took 26-37 s instead of 17-23."""
+    if not len(ids):
+        return []
+    stored = np.argsort(np.array([i.binary for i in ids], dtype="S12"), kind="stable")
+    distinct, codes = np.unique(np.asarray(values)[stored], return_inverse=True)
+    windows = np.arange(len(stored)) // _WINDOW
+    order = np.lexsort((codes, windows))
+    ids = np.asarray(ids, dtype=object)[stored[order]]
+    runs = np.flatnonzero(np.diff(windows[order] * len(distinct) + codes[order])) + 1
     ops = []
-    for value, lo, hi in zip(distinct, bounds[:-1], bounds[1:]):
-        for start in range(lo, hi, _IDS_PER_UPDATE):
-            chunk = list(ids[order[start:min(hi, start + _IDS_PER_UPDATE)]])
-            also = {place.each(other): of_value[value] for other, of_value in derived.items()}
-            ops.append(place.update(chunk, {"$set": {place.each(field): cast(value), **also,
-                                                     **stamp}}))
+    for lo, hi in zip([0, *runs], [*runs, len(ids)]):
+        value = distinct[codes[order[lo]]]
+        also = {place.each(other): of_value[value] for other, of_value in derived.items()}
+        ops.append(place.update(list(ids[lo:hi]), {
+            "$set": {place.each(field): cast(value), **also, **stamp}}))
     return ops
 
 

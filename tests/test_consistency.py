@@ -169,3 +169,23 @@ def test_assigned_samples_sort_after_the_clustered_ones(reduce):
                 x = rows[s] / np.linalg.norm(rows[s])
                 assert d == pytest.approx(np.linalg.norm(x - centre), abs=1e-4)
     dataset.delete()
+
+
+def test_windowed_writes_put_each_value_on_its_own_sample(blob_dataset, monkeypatch):
+    """Labels written window by window in stored order, from ids given in any
+    order, land on the samples they belong to, with their derived fields."""
+    writeback = plugin_module("clustering.writeback")
+    monkeypatch.setattr(writeback, "_WINDOW", 7)
+    monkeypatch.setattr(writeback, "_DOCS_PER_BULK", 3)
+    rng = np.random.default_rng(0)
+    ids = blob_dataset.values("_id")
+    shuffled = [ids[i] for i in rng.permutation(len(ids))]
+    values = [f"c{v}" for v in rng.integers(13, size=len(ids))]
+    written = writeback.write_field(blob_dataset, "w_cluster", "str", shuffled, values,
+                                    replace=True, owner="w",
+                                    derived={"w_group": {f"c{v}": f"g{v % 3}" for v in range(13)}})
+    assert written == len(ids)
+    expected = dict(zip(map(str, shuffled), values))
+    stored = blob_dataset.values(["id", "w_cluster", "w_group"])
+    assert {i: c for i, c, _ in zip(*stored)} == expected
+    assert all(g == f"g{int(c[1:]) % 3}" for _, c, g in zip(*stored))
