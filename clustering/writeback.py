@@ -9,9 +9,9 @@ Strings are written with one ``update_many`` per distinct value in each
 window of stored documents, floats per unit, as concurrent bulk writes;
 where FiftyOne's internals are unavailable, the same values go through
 ``set_values()`` (or ``set_label_values()``). Written samples get
-``last_modified_at`` as FiftyOne's own writes stamp them. Each field the plugin creates is marked
-in its ``info`` with the run that owns it, so fields left behind by runs
-deleted outside the plugin can be found again.
+``last_modified_at`` as FiftyOne's own writes stamp them. Each field the
+plugin creates is marked in its ``info`` with the run that owns it, so
+fields left behind by runs deleted outside the plugin can be found again.
 """
 
 from concurrent.futures import ThreadPoolExecutor
