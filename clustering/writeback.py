@@ -124,10 +124,12 @@ def write_field(dataset, field, kind, ids, values, replace, owner, derived=None)
         ops = [UpdateOne({place.id: _id}, {"$set": {place.each(field): float(v), **stamp}},
                          array_filters=place.filters({place.id: _id}))
                for _id, v in zip(ids, values) if not np.isnan(v)]
+        size = None
     else:
         ops = _grouped_updates(place, ids, values, field, stamp, _KINDS[kind][1], derived)
-    # writers take neighbouring slices of the windows, moving through the collection together
-    written = _bulk_write(coll, ops, max(1, _DOCS_PER_BULK * len(ops) // max(1, len(ids))))
+        # writers take neighbouring slices of the windows, moving through the collection together
+        size = max(1, _DOCS_PER_BULK * len(ops) // max(1, len(ids)))
+    written = _bulk_write(coll, ops, size)
     if clean_after:
         _unset_all(coll, place, fields, stamp, {"last_modified_at": {"$lt": stamp[
             "last_modified_at"]}})
@@ -316,13 +318,14 @@ def _grouped_updates(place, ids, values, field, stamp, cast, derived):
         return []
     stored = np.argsort(np.array([i.binary for i in ids], dtype="S12"), kind="stable")
     distinct, codes = np.unique(np.asarray(values)[stored], return_inverse=True)
-    windows = np.arange(len(stored)) // _WINDOW
-    order = np.lexsort((codes, windows))
-    ids = np.asarray(ids, dtype=object)[stored[order]]
-    runs = np.flatnonzero(np.diff(windows[order] * len(distinct) + codes[order])) + 1
+    # one key per (window, value), in that order
+    key = np.arange(len(stored)) // _WINDOW * len(distinct) + codes
+    order = np.argsort(key, kind="stable")
+    ids, key = np.asarray(ids, dtype=object)[stored[order]], key[order]
+    runs = np.flatnonzero(np.diff(key)) + 1
     ops = []
     for lo, hi in zip([0, *runs], [*runs, len(ids)]):
-        value = distinct[codes[order[lo]]]
+        value = distinct[key[lo] % len(distinct)]
         also = {place.each(other): of_value[value] for other, of_value in derived.items()}
         ops.append(place.update(list(ids[lo:hi]), {
             "$set": {place.each(field): cast(value), **also, **stamp}}))
