@@ -26,9 +26,12 @@ def data():
     return blobs(12_000, 64, 30, seed=4)
 
 
+@pytest.mark.parametrize("refined", [False, True], ids=["whole", "refined-on-subsample"])
 @pytest.mark.parametrize("seed", range(5))
-def test_every_seed_finds_the_blobs(data, seed):
+def test_every_seed_finds_the_blobs(data, seed, refined, monkeypatch):
     X, y = data
+    if refined:  # the path of large data: the start refined on a subsample first
+        monkeypatch.setattr(lloyd, "REFINE_PER_CLUSTER", 100)
     labels, centres, inertia, n_iter = lloyd.kmeans(X, 30, random_state=seed)
     assert adjusted_rand_score(y, labels) >= 0.97
     best = KMeans(30, n_init=10, random_state=seed).fit(X)
