@@ -17,6 +17,8 @@ import threading
 
 import numpy as np
 
+from .cores import by_rows
+
 PER_CLUSTER = 50  # samples per cluster the starts are tried on
 REFINE_PER_CLUSTER = 500  # samples per cluster the best start is refined on
 STARTS = 5  # starts tried when n_init is 'auto'
@@ -164,21 +166,25 @@ def _column_sums(X):
     return sums
 
 
-def _sums(X, labels, k, rows=None):
-    """Per-cluster sums (float64) of the rows of ``X`` (all, or those
-    indexed by ``rows``, whose clusters ``labels`` gives), chunk by chunk."""
+def cluster_sums(X, labels, k, rows=None):
+    """Per-cluster sums (float64) and sizes of the rows of ``X`` (all, or
+    those indexed by ``rows``) in clusters ``labels`` (noise, -1, in none):
+    a sparse indicator product per chunk, a block of rows per core."""
     from scipy import sparse
 
     n = len(X) if rows is None else len(rows)
-    sums = np.zeros((k, X.shape[1]), dtype=np.float64)
-    for start in range(0, n, 8 * CHUNK):
-        part = slice(start, start + 8 * CHUNK) if rows is None else rows[start:start + 8 * CHUNK]
-        own = labels[start:start + 8 * CHUNK]
-        indicator = sparse.csr_matrix(
-            (np.ones(len(own), dtype=np.float32), (own, np.arange(len(own)))),
-            shape=(k, len(own)))
-        sums += indicator @ X[part]
-    return sums, np.bincount(labels, minlength=k)
+
+    def block(low, high):
+        sums = np.zeros((k, X.shape[1]), dtype=np.float64)
+        for start in range(low, high, 8 * CHUNK):
+            stop = min(high, start + 8 * CHUNK)
+            own = labels[start:stop]
+            indicator = sparse.csr_matrix(
+                ((own >= 0).astype(np.float32), (np.maximum(own, 0), np.arange(len(own)))),
+                shape=(k, len(own)))
+            sums += indicator @ X[slice(start, stop) if rows is None else rows[start:stop]]
+        return sums
+    return sum(by_rows(n, block)), np.bincount(labels[labels >= 0], minlength=k)
 
 
 def _swaps(X, x_sq, fit, max_iter, tol, rng, max_swaps=5):
@@ -231,7 +237,7 @@ def _lloyd(X, x_sq, centres, max_iter, tol):
     """
     k = len(centres)
     labels, upper, lower = assign(X, x_sq, centres)
-    sums, counts = _sums(X, labels, k)
+    sums, counts = cluster_sums(X, labels, k)
     slack = 1e-4 * float(np.sqrt(x_sq.max()))  # float32 rounding of the distances
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -253,10 +259,10 @@ def _lloyd(X, x_sq, centres, max_iter, tol):
             old_labels = labels[moved]
             labels[check] = sub_labels
             if len(moved) > len(X) // 4:
-                sums, counts = _sums(X, labels, k)
+                sums, counts = cluster_sums(X, labels, k)
             elif len(moved):
-                out, _ = _sums(X, old_labels, k, moved)
-                into, _ = _sums(X, labels[moved], k, moved)
+                out, _ = cluster_sums(X, old_labels, k, moved)
+                into, _ = cluster_sums(X, labels[moved], k, moved)
                 sums += into - out
                 counts = np.bincount(labels, minlength=k)
         if len(moved) == 0 or float((moves ** 2).sum()) <= tol:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cores import by_rows
+from .lloyd import cluster_sums
 from .params import InputError
 
 METRICS_SAMPLE = 5000
@@ -105,16 +107,9 @@ def centres(Z, labels, num_clusters, fit, order):
 
 
 def member_means(X, labels, num_clusters):
-    """Mean of each cluster's rows (noise excluded), as one sparse product."""
-    from scipy import sparse
-
-    member = np.flatnonzero(labels >= 0)
-    indicator = sparse.csr_matrix(
-        (np.ones(len(member), dtype=X.dtype), (labels[member], member)),
-        shape=(num_clusters, len(X)),
-    )
-    counts = np.bincount(labels[member], minlength=num_clusters)
-    return np.asarray(indicator @ X) / counts[:, None]
+    """Mean of each cluster's rows (noise excluded)."""
+    sums, counts = cluster_sums(X, labels, num_clusters)
+    return sums / counts[:, None]
 
 
 def radii(distances, labels, num_clusters, q=95):
@@ -124,15 +119,20 @@ def radii(distances, labels, num_clusters, q=95):
 
 def distances_to_centre(Z, labels, centre_rows, chunk=8192):
     """Per-sample distance to its own cluster's centre (NaN for noise),
-    from each row minus its centre, a chunk at a time: one pass over the
-    rows, and a sample at its centre (a medoid) is exactly 0."""
+    from each row minus its centre, a chunk at a time, a block of rows per
+    core: one pass over the rows, and a sample at its centre (a medoid) is
+    exactly 0."""
     C = np.asarray(centre_rows, dtype=np.float32)
     out = np.full(len(Z), np.nan, dtype=np.float32)
-    for start in range(0, len(Z), chunk):
-        own = labels[start:start + chunk]
-        member = np.flatnonzero(own >= 0)
-        diff = Z[start:start + chunk][member] - C[own[member]]
-        out[start + member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+    def block(low, high):
+        for start in range(low, high, chunk):
+            stop = min(high, start + chunk)
+            own = labels[start:stop]
+            member = np.flatnonzero(own >= 0)
+            diff = Z[start:stop][member] - C[own[member]]
+            out[start + member] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    by_rows(len(Z), block)
     return out
 
 
