@@ -9,10 +9,12 @@ most FIT_MAX samples with UMAP and places every other sample at the
 distance-weighted mean of its nearest embedded samples (in the prepared
 space): at 20,000 x 512 that adds about 15% to a default run, where UMAP
 of every sample costs more than the run (``bench/clustering.py --cases
-map``). ``pca`` is the two principal components: free, but clusters
-overlap. Above MAP_MAX samples the map shows MAP_MAX of them, drawn at
-random: saving a million points costs more than the whole map is worth
-to a panel that draws them all.
+map``). In a process that has not loaded UMAP yet, a helper process
+(``umap_process``) loads it while the run reads and fits, and embeds
+there while this process searches the neighbours. ``pca`` is the two
+principal components: free, but clusters overlap. Above MAP_MAX samples
+the map shows MAP_MAX of them, drawn at random: saving a million points
+costs more than the whole map is worth to a panel that draws them all.
 """
 
 import numpy as np
@@ -80,14 +82,15 @@ def shown(n, random_state=None):
     return np.sort(np.random.default_rng(random_state).choice(n, MAP_MAX, replace=False))
 
 
-def compute(Z, method, random_state=None, rows=None):
+def compute(Z, method, random_state=None, rows=None, helper=None):
     """``(points, made)``: the 2-D map of the prepared features ``Z`` (of
     its rows ``rows``, when given), one row per row mapped, and how it was
     made (recorded in the run). Features of at most 2 dimensions are their
-    own map; UMAP needs SMALL_TARGET samples, fewer get PCA."""
+    own map; UMAP needs SMALL_TARGET samples, fewer get PCA. A ``helper``
+    (``umap_process``) runs the UMAP, if given."""
     n, dim = len(Z) if rows is None else len(rows), Z.shape[1]
     if method == "umap" and dim > 2 and n >= SMALL_TARGET:
-        return _umap(Z, rows, random_state)
+        return _umap(Z, rows, random_state, helper)
     if rows is not None:
         Z = Z[rows]
     if dim <= 2:
@@ -102,7 +105,7 @@ def compute(Z, method, random_state=None, rows=None):
     return points.astype(np.float32), dict(method="pca")
 
 
-def _umap(Z, rows, random_state):
+def _umap(Z, rows, random_state, helper):
     """UMAP of up to FIT_MAX samples of ``Z`` (of its rows ``rows``); the
     others placed beside them, read a batch at a time (no copy of ``Z``)."""
     from .features import embed_umap
@@ -110,9 +113,12 @@ def _umap(Z, rows, random_state):
 
     fitted = min(len(Z) if rows is None else len(rows), FIT_MAX)
     settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], fitted - 1))
-    points, fitted = embed_subset(
-        Z, FIT_MAX, lambda part: embed_umap(part, 2, settings, random_state), random_state,
-        rows)
+
+    def embed(part):  # FIT_MAX is below UMAP's own subsampling: one UMAP of ``part``
+        if helper is None:
+            return embed_umap(part, 2, settings, random_state)
+        return helper.embed(part, 2, settings, random_state)
+    points, fitted = embed_subset(Z, FIT_MAX, embed, random_state, rows)
     return points, dict(method="umap", fitted_on=fitted)
 
 

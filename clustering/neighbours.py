@@ -12,6 +12,7 @@ each time.
 """
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 EXACT_MAX = 20_000
 NPROBE = 8
@@ -19,7 +20,7 @@ NPROBE = 8
 # placement searches in (wider rows go through PCA), and queries per search.
 PLACE_NEIGHBOURS = 5
 PLACE_DIM = 50
-_PLACE_BATCH = 100_000
+_PLACE_BATCH = 16_384
 
 
 def nearest(X, k):
@@ -56,28 +57,39 @@ def embed_subset(X, limit, embed, random_state=None, rows=None):
     every other row placed at the inverse-distance weighted mean of the
     points of its PLACE_NEIGHBOURS nearest embedded rows (searched in at
     most PLACE_DIM principal components). An embedding's cost grows with
-    the rows it embeds; placing costs one neighbour search. ``rows`` spares
-    a copy of a part of ``X``: the rows are read a batch at a time."""
-    rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+    the rows it embeds; placing costs one neighbour search (of every row:
+    the embedded ones then take their own points). ``rows`` spares a copy
+    of a part of ``X``: the rows are read a batch at a time.
+    ``embed`` may return a pending result (with ``result()``), computed
+    elsewhere while the search runs here."""
+    whole = rows is None
+    rows = np.arange(len(X)) if whole else np.asarray(rows)
     n, dim = len(rows), X.shape[1]
     if n <= limit:
-        return embed(X if n == len(X) else X[rows]), n
+        return _resolved(embed(X if n == len(X) else X[rows])), n
     picked = np.sort(np.random.default_rng(random_state).choice(n, limit, replace=False))
-    embedded = embed(X[rows[picked]])
-    points = np.empty((n, embedded.shape[1]), dtype=np.float32)
+    embedding = embed(X[rows[picked]])
+    # one thread: another process may be embedding (more threads would wait
+    # on its core), and the map is then the same either way
+    with threadpool_limits(1):
+        project = _projection(X[rows[picked]], dim, random_state)
+        index = _index(project(X[rows[picked]]))
+        searched = [index.search(project(X[start:start + _PLACE_BATCH] if whole else
+                                         X[rows[start:start + _PLACE_BATCH]]),
+                                 min(PLACE_NEIGHBOURS, limit))
+                    for start in range(0, n, _PLACE_BATCH)]
+    squared, found = (np.concatenate(part) for part in zip(*searched))
+    embedded = _resolved(embedding)
+    weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
+    points = np.einsum("qk,qkd->qd", weights, embedded[found])
+    points /= weights.sum(axis=1, keepdims=True)
     points[picked] = embedded
-    left_out = np.ones(n, dtype=bool)
-    left_out[picked] = False
-    rest = np.flatnonzero(left_out)
-    project = _projection(X[rows[picked]], dim, random_state)
-    index = _index(project(X[rows[picked]]))
-    for start in range(0, len(rest), _PLACE_BATCH):
-        batch = rest[start:start + _PLACE_BATCH]
-        squared, found = index.search(project(X[rows[batch]]), min(PLACE_NEIGHBOURS, limit))
-        weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
-        placed = np.einsum("qk,qkd->qd", weights, embedded[found])
-        points[batch] = placed / weights.sum(axis=1, keepdims=True)
-    return points, limit
+    return points.astype(np.float32, copy=False), limit
+
+
+def _resolved(embedding):
+    """An embedding, waited for if it is pending."""
+    return embedding.result() if hasattr(embedding, "result") else embedding
 
 
 def _projection(fitted, dim, random_state):

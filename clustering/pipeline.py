@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import (autok, choice, features, groups, internals, layout, quality, runs,
-               transactions)
+               transactions, umap_process)
 from .embeddings import read_vectors
 from .methods import Fit
 from .params import ParameterError, raise_errors
@@ -53,10 +53,12 @@ def run(collection, request, report=None, operation=None):
     """Runs the clustering ``request`` on ``collection``; returns a summary.
     ``operation`` is the delegated operation executing it, if any."""
     dataset = internals.root_dataset(collection)
+    # the map's UMAP is made ready in a helper process while the run reads and fits
     with transactions.transaction(dataset, [request.run_key], "clustering run",
-                                  operation) as tx:
+                                  operation) as tx, \
+            umap_process.ready(request.map == "umap") as helper:
         _check_still_valid(dataset, request)
-        return _run(collection, dataset, request, tx, report)
+        return _run(collection, dataset, request, tx, report, helper)
 
 
 def _check_still_valid(dataset, request):
@@ -91,7 +93,7 @@ def _check_still_valid(dataset, request):
     raise_errors(errors)
 
 
-def _run(collection, dataset, request, tx, report):
+def _run(collection, dataset, request, tx, report, helper):
     progress = _Progress(report)
     seed = request.random_state
     rng = np.random.default_rng(seed)
@@ -150,7 +152,7 @@ def _run(collection, dataset, request, tx, report):
     if request.map != "none":
         with progress.stage("map"):
             rows = layout.shown(len(emb.ids), seed)
-            points, made = layout.compute(Z, request.map, seed, rows)
+            points, made = layout.compute(Z, request.map, seed, rows, helper)
             if rows is not None:
                 made["shown"] = len(rows)
             mapped = (rows, points)

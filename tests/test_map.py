@@ -182,3 +182,34 @@ def test_a_brain_key_in_use_is_refused_before_anything_is_written(dataset):
     assert compute(dataset, map="none")["map"] is None  # without a map it runs
     fields = form("compute_clusters", dataset, dict(run_key="runk", embeddings="embedding"))
     assert [c["value"] for c in fields["map"]["view"]["choices"]] == ["none", "pca", "umap"]
+
+
+umap_process = plugin_module("clustering.umap_process")
+
+
+def _map_through(helper, X):
+    """The map of ``X`` with ``helper`` (None: in this process), and where
+    the helper's UMAP was computed."""
+    pending = []
+    if helper is not None:
+        send = helper.embed
+        helper.embed = lambda *args: pending.append(send(*args)) or pending[-1]
+    points, made = layout.compute(X, "umap", 0, None, helper)
+    return points, made, pending[0].where if pending else None
+
+
+@pytest.mark.parametrize("gone", [False, True], ids=["helper", "helper-gone"])
+def test_a_helper_process_draws_the_same_map(gone):
+    X, _ = blobs(layout.FIT_MAX + 500, 64, centers=5, seed=4)
+    here, made, _ = _map_through(None, X)
+    helper = umap_process.Helper()
+    try:
+        if gone:  # killed before its work came: the map is drawn here instead
+            helper.proc.kill()
+            helper.proc.wait()
+        points, made_there, where = _map_through(helper, X)
+    finally:
+        helper.close()
+    assert where == ("here" if gone else "helper")
+    assert made_there == made == dict(method="umap", fitted_on=layout.FIT_MAX)
+    np.testing.assert_array_equal(points, here)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import blob_dataset_of, operator
 
-from .test_kills import Child, staged_left
+from .test_kills import Child, UserError, staged_left
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +55,28 @@ def test_overwrite_killed_inside_the_commit_keeps_run_and_map_together(
                   map=new_map, progress=False, **params)
     assert child.wait() == -signal.SIGKILL, child.err[-2000:]
     assert map_state(dataset) == shown
+
+
+def test_a_killed_run_takes_its_umap_helper_with_it(dataset):
+    """A fresh process's run starts a helper for the map's UMAP; killed, it
+    leaves no helper behind (the helper reads the end of its input), and
+    nothing staged."""
+    import psutil
+
+    child = Child(dataset, "compute_clusters", run_key="helped", map="umap",
+                  embeddings="embedding", method="kmeans", kmeans__n_clusters=K,
+                  reduce="none", random_state=0, progress=False)
+    helpers = []
+
+    def helping():
+        helpers[:] = [p for p in psutil.Process(child.process.pid).children()
+                      if "umap_process.py" in " ".join(p.cmdline())]
+        return bool(helpers)
+    assert child.kill_on(helping) == -signal.SIGKILL
+    gone, alive = psutil.wait_procs(helpers, timeout=60)
+    assert len(gone) == 1 and not alive
+    with pytest.raises(UserError, match="has no run"):  # the next call
+        operator("get_clustering_run_info")(dataset, "helped")
+    assert staged_left() == (0, 0)
+    dataset.reload()
+    assert "helped" not in dataset.list_runs() and not dataset.has_field("helped_cluster")

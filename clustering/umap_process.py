@@ -1,0 +1,142 @@
+"""UMAP in a process of its own, made ready while the run reads and fits.
+
+A process's first UMAP pays for importing umap and loading numba's
+compiled code: 1.2-1.6 s of a 9 s k-means run of 100k samples. That work
+holds the interpreter, so threads cannot overlap it with the run's own. A
+helper process started with the run does it meanwhile; the map's UMAP of
+its subsample then runs there while this process searches the neighbours
+that place the other samples. The helper runs the same function with the
+same seed, so the map is the same; if it fails or is gone, the work is
+done here instead. When this process dies the helper reads the end of its
+input and exits.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+
+# How long a result may take in the helper before it is computed here.
+TIMEOUT = 120
+
+
+class Helper:
+    """A started helper process; ``embed`` sends it work."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+
+    def embed(self, X, n_components, settings, random_state):
+        """``_Pending`` UMAP of ``X``, as ``features._embed_umap`` computes it.
+        The rows are sent from a thread: the helper may still be importing."""
+        args = (X, n_components, settings, random_state)
+        sending = threading.Thread(target=self._send, args=(args,), daemon=True)
+        sending.start()
+        return _Pending(self, args, sending)
+
+    def _send(self, args):
+        try:
+            pickle.dump(args, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (OSError, ValueError):  # the helper is gone: result() computes here
+            pass
+
+    def close(self):
+        """Ends the helper at once: it holds nothing to keep, and its
+        interpreter's shutdown would take half a second of the run."""
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class _Pending:
+    """A UMAP sent to the helper; ``result()`` waits for it. ``where``
+    tells where it was computed: "helper" or "here"."""
+
+    def __init__(self, helper, args, sending):
+        self.helper, self.args, self.sending = helper, args, sending
+        self.where = None
+
+    def result(self):
+        import select
+
+        self.sending.join()
+        stdout = self.helper.proc.stdout
+        try:
+            if select.select([stdout], [], [], TIMEOUT)[0]:
+                status, value = pickle.load(stdout)
+                if status == "ok":
+                    self.where = "helper"
+                    return value
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            pass
+        self.helper.close()  # late, failed or gone: its answer can no longer be told apart
+        from .features import _embed_umap
+
+        self.where = "here"
+        return _embed_umap(*self.args)
+
+
+@contextmanager
+def ready(needed):
+    """A Helper for the duration of the block, if ``needed``; None where it
+    cannot help: umap already loaded here, or no POSIX pipes to wait on."""
+    helper = None
+    if needed and "umap" not in sys.modules and os.name == "posix":
+        try:
+            helper = Helper()
+        except OSError:
+            pass
+    try:
+        yield helper
+    finally:
+        if helper is not None:
+            helper.close()
+
+
+def _serve():
+    """The helper's side: loads the plugin's features module by path (not
+    the whole plugin), warms UMAP up on a few random rows, then answers
+    each request read from stdin until it ends."""
+    import importlib
+    import importlib.util
+
+    import numpy as np
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "_clusterlab_helper", os.path.join(package, "__init__.py"),
+        submodule_search_locations=[package])
+    sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sys.modules[spec.name])
+    features = importlib.import_module("_clusterlab_helper.features")
+    warm = np.random.default_rng(0).random((200, 16), dtype=np.float32)
+    features._embed_umap(warm, 2, dict(n_neighbors=5, min_dist=0.1, metric="euclidean",
+                                        set_op_mix_ratio=1.0, n_epochs=2), 0)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            args = pickle.load(stdin)
+        except EOFError:
+            return
+        try:
+            reply = ("ok", features._embed_umap(*args))
+        except Exception as e:  # the caller computes it itself
+            reply = ("error", repr(e))
+        pickle.dump(reply, stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    # run as a script: this package's directory must not shadow other modules
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
+        os.path.abspath(__file__))]
+    _serve()
