@@ -118,7 +118,9 @@ def _umap(Z, rows, random_state, helper):
         if helper is None:
             return embed_umap(part, 2, settings, random_state)
         return helper.embed(part, 2, settings, random_state)
-    points, fitted = embed_subset(Z, FIT_MAX, embed, random_state, rows)
+    # placed on one thread: a helper may be embedding (more threads would wait
+    # on its core), and the map is then the same with a helper or without
+    points, fitted = embed_subset(Z, FIT_MAX, embed, random_state, rows, threads=1)
     return points, dict(method="umap", fitted_on=fitted)
 
 

@@ -51,7 +51,7 @@ def _index(X):
     return index
 
 
-def embed_subset(X, limit, embed, random_state=None, rows=None):
+def embed_subset(X, limit, embed, random_state=None, rows=None, threads=None):
     """``(points, rows embedded)``: ``embed(rows)`` of at most ``limit``
     rows of ``X`` (of its rows ``rows``, when given) drawn at random, and
     every other row placed at the inverse-distance weighted mean of the
@@ -61,7 +61,8 @@ def embed_subset(X, limit, embed, random_state=None, rows=None):
     the embedded ones then take their own points). ``rows`` spares a copy
     of a part of ``X``: the rows are read a batch at a time.
     ``embed`` may return a pending result (with ``result()``), computed
-    elsewhere while the search runs here."""
+    elsewhere while the search runs here; ``threads`` limits the search's
+    threads (the library's default when None)."""
     whole = rows is None
     rows = np.arange(len(X)) if whole else np.asarray(rows)
     n, dim = len(rows), X.shape[1]
@@ -69,9 +70,7 @@ def embed_subset(X, limit, embed, random_state=None, rows=None):
         return _resolved(embed(X if n == len(X) else X[rows])), n
     picked = np.sort(np.random.default_rng(random_state).choice(n, limit, replace=False))
     embedding = embed(X[rows[picked]])
-    # one thread: another process may be embedding (more threads would wait
-    # on its core), and the map is then the same either way
-    with threadpool_limits(1):
+    with threadpool_limits(threads):
         project = _projection(X[rows[picked]], dim, random_state)
         index = _index(project(X[rows[picked]]))
         searched = [index.search(project(X[start:start + _PLACE_BATCH] if whole else
