@@ -223,7 +223,7 @@ def run_case(case, n):
     peak = peak_rss_mb()
     rate = matmul_rate()
     X, y = data.blobs(n, D, K, seed=SEED)
-    bare_time, bare_labels = bare(method, X, summary["params"], params.get("random_state"))
+    bare_time, bare_labels = bare(method, X, summary["params"], params.get("random_state", SEED))
     for run in runs:
         if run["iterations"] is not None:
             dim = run["prepare"]["n_components"] or D
