@@ -67,11 +67,14 @@ class _Pending:
 
     def result(self):
         import select
+        import time
 
-        self.sending.join()
+        deadline = time.monotonic() + TIMEOUT
+        self.sending.join(TIMEOUT)  # a helper stuck before reading blocks the sending
         stdout = self.helper.proc.stdout
         try:
-            if select.select([stdout], [], [], TIMEOUT)[0]:
+            waited = max(0.0, deadline - time.monotonic())
+            if not self.sending.is_alive() and select.select([stdout], [], [], waited)[0]:
                 status, value = pickle.load(stdout)
                 if status == "ok":
                     self.where = "helper"

@@ -198,18 +198,23 @@ def _map_through(helper, X):
     return points, made, pending[0].where if pending else None
 
 
-@pytest.mark.parametrize("gone", [False, True], ids=["helper", "helper-gone"])
-def test_a_helper_process_draws_the_same_map(gone):
+@pytest.mark.parametrize("state", ["working", "gone", "stuck"])
+def test_a_helper_process_draws_the_same_map(state, monkeypatch):
+    import signal
+
     X, _ = blobs(layout.FIT_MAX + 500, 64, centers=5, seed=4)
     here, made, _ = _map_through(None, X)
     helper = umap_process.Helper()
     try:
-        if gone:  # killed before its work came: the map is drawn here instead
+        if state == "gone":  # killed before its work came: the map is drawn here
             helper.proc.kill()
             helper.proc.wait()
+        elif state == "stuck":  # never reads its work: drawn here after the timeout
+            monkeypatch.setattr(umap_process, "TIMEOUT", 1)
+            helper.proc.send_signal(signal.SIGSTOP)
         points, made_there, where = _map_through(helper, X)
     finally:
         helper.close()
-    assert where == ("here" if gone else "helper")
+    assert where == ("helper" if state == "working" else "here")
     assert made_there == made == dict(method="umap", fitted_on=layout.FIT_MAX)
     np.testing.assert_array_equal(points, here)
