@@ -20,6 +20,9 @@ from contextlib import contextmanager
 
 # How long a result may take in the helper before it is computed here.
 TIMEOUT = 120
+# The helper kept for this process's runs, and the lock of the run using it.
+_kept = None
+_lock = threading.Lock()
 
 
 class Helper:
@@ -29,11 +32,13 @@ class Helper:
         self.proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        self.waiting = False  # work sent whose answer has not been read
 
     def embed(self, X, n_components, settings, random_state):
         """``_Pending`` UMAP of ``X``, as ``features._embed_umap`` computes it.
         The rows are sent from a thread: the helper may still be importing."""
         args = (X, n_components, settings, random_state)
+        self.waiting = True
         sending = threading.Thread(target=self._send, args=(args,), daemon=True)
         sending.start()
         return _Pending(self, args, sending)
@@ -76,6 +81,7 @@ class _Pending:
             waited = max(0.0, deadline - time.monotonic())
             if not self.sending.is_alive() and select.select([stdout], [], [], waited)[0]:
                 status, value = pickle.load(stdout)
+                self.helper.waiting = False
                 if status == "ok":
                     self.where = "helper"
                     return value
@@ -90,19 +96,27 @@ class _Pending:
 
 @contextmanager
 def ready(needed):
-    """A Helper for the duration of the block, if ``needed``; None where it
-    cannot help: umap already loaded here, or no POSIX pipes to wait on."""
-    helper = None
-    if needed and "umap" not in sys.modules and os.name == "posix":
-        try:
-            helper = Helper()
-        except OSError:
-            pass
+    """This process's helper for the duration of the block, if ``needed``;
+    None where it cannot help (umap already loaded here, no POSIX pipes to
+    wait on) or is busy with another run of this process. The helper is
+    kept between runs, idle on its input, so only a process's first run
+    pays for starting it; one left with work unanswered is replaced."""
+    global _kept
+    if not needed or "umap" in sys.modules or os.name != "posix" or not _lock.acquire(
+            blocking=False):
+        yield None
+        return
     try:
-        yield helper
+        if _kept is None or _kept.proc.poll() is not None:
+            try:
+                _kept = Helper()
+            except OSError:  # it could not start: this run works without one
+                _kept = None
+        yield _kept
     finally:
-        if helper is not None:
-            helper.close()
+        if _kept is not None and _kept.waiting:
+            _kept.close()
+        _lock.release()
 
 
 def _serve():

@@ -218,3 +218,31 @@ def test_a_helper_process_draws_the_same_map(state, monkeypatch):
     assert where == ("helper" if state == "working" else "here")
     assert made_there == made == dict(method="umap", fitted_on=layout.FIT_MAX)
     np.testing.assert_array_equal(points, here)
+
+
+def test_the_helper_is_kept_for_the_process_next_runs(monkeypatch):
+    import sys
+
+    X, _ = blobs(layout.FIT_MAX + 500, 64, centers=5, seed=4)
+    here, _, _ = _map_through(None, X)
+    monkeypatch.delitem(sys.modules, "umap", raising=False)  # a process without UMAP
+    try:
+        with umap_process.ready(True) as first:
+            assert _map_through(first, X)[2] == "helper"
+            with umap_process.ready(True) as meanwhile:
+                assert meanwhile is None  # busy with this run: the other works here
+        with umap_process.ready(True) as second:
+            assert second is first and second.proc.poll() is None  # kept, still running
+            points, _, where = _map_through(second, X)
+            assert where == "helper"
+            np.testing.assert_array_equal(points, here)
+            second.embed(X[:layout.FIT_MAX], 2, layout.UMAP_SETTINGS, 0)  # left unanswered
+        assert second.proc.poll() is not None  # replaced: its answer would be stale
+        with umap_process.ready(True) as third:
+            assert third is not second and _map_through(third, X)[2] == "helper"
+        monkeypatch.setitem(sys.modules, "umap", object())  # with umap loaded here, none
+        with umap_process.ready(True) as none:
+            assert none is None
+    finally:
+        if umap_process._kept is not None:
+            umap_process._kept.close()
