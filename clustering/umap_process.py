@@ -3,12 +3,13 @@
 A process's first UMAP pays for importing umap and loading numba's
 compiled code: 1.2-1.6 s of a 9 s k-means run of 100k samples. That work
 holds the interpreter, so threads cannot overlap it with the run's own. A
-helper process started with the run does it meanwhile; the map's UMAP of
-its subsample then runs there while this process searches the neighbours
-that place the other samples. The helper runs the same function with the
-same seed, so the map is the same; if it fails or is gone, the work is
-done here instead. When this process dies the helper reads the end of its
-input and exits.
+helper process started with the process's first run that needs it does
+it meanwhile, and stays for the next runs (about 300 MB, idle on its
+input); the map's UMAP of its subsample runs there while this process
+searches the neighbours that place the other samples. The helper runs the
+same function with the same seed, so the map is the same; if it fails,
+is late or is gone, the work is done here instead. When this process dies
+the helper reads the end of its input and exits.
 """
 
 import os
