@@ -115,7 +115,7 @@ def _umap(Z, rows, random_state, helper):
     settings = dict(UMAP_SETTINGS, n_neighbors=min(UMAP_SETTINGS["n_neighbors"], fitted - 1))
 
     def embed(part):  # FIT_MAX is below UMAP's own subsampling: one UMAP of ``part``
-        if helper is None:
+        if helper is None or not helper.is_ready():
             return embed_umap(part, 2, settings, random_state)
         return helper.embed(part, 2, settings, random_state)
     # placed on one thread: a helper may be embedding (more threads would wait

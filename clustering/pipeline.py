@@ -22,6 +22,8 @@ from .request import RUN_KEY, check_enough, declared
 
 # Share of the overall progress bar each stage takes.
 _STAGES = dict(read=0.15, prepare=0.25, fit=0.3, measure=0.05, map=0.05, write=0.2)
+# Datasets from this size start the map's UMAP helper: smaller runs end before it is ready.
+_HELPED = 20_000
 # Vectors whose spread is below this share of their magnitude are identical.
 _IDENTICAL = 1e-6
 
@@ -56,7 +58,7 @@ def run(collection, request, report=None, operation=None):
     # the map's UMAP is made ready in a helper process while the run reads and fits
     with transactions.transaction(dataset, [request.run_key], "clustering run",
                                   operation) as tx, \
-            umap_process.ready(request.map == "umap") as helper:
+            umap_process.ready(request.map == "umap" and len(dataset) >= _HELPED) as helper:
         _check_still_valid(dataset, request)
         return _run(collection, dataset, request, tx, report, helper)
 

@@ -34,6 +34,20 @@ class Helper:
             [sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
         self.waiting = False  # work sent whose answer has not been read
+        self.warm = False  # it said it has loaded UMAP
+
+    def is_ready(self):
+        """Whether the helper has loaded UMAP (without waiting): one that has
+        not would keep the run waiting longer than loading it here."""
+        import select
+
+        if not self.warm and self.proc.poll() is None:
+            try:
+                if select.select([self.proc.stdout], [], [], 0)[0]:
+                    self.warm = pickle.load(self.proc.stdout)[0] == "ready"
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+                pass
+        return self.warm
 
     def embed(self, X, n_components, settings, random_state):
         """``_Pending`` UMAP of ``X``, as ``features._embed_umap`` computes it.
@@ -103,6 +117,10 @@ def ready(needed):
     kept between runs, idle on its input, so only a process's first run
     pays for starting it; one left with work unanswered is replaced."""
     global _kept
+    if "umap" in sys.modules and _kept is not None:  # loaded here since: not needed again
+        with _lock:
+            _kept.close()
+            _kept = None
     if not needed or "umap" in sys.modules or os.name != "posix" or not _lock.acquire(
             blocking=False):
         yield None
@@ -140,6 +158,8 @@ def _serve():
     features._embed_umap(warm, 2, dict(n_neighbors=5, min_dist=0.1, metric="euclidean",
                                         set_op_mix_ratio=1.0, n_epochs=2), 0)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    pickle.dump(("ready", None), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+    stdout.flush()
     while True:
         try:
             args = pickle.load(stdin)

@@ -195,10 +195,21 @@ def _map_through(helper, X):
         send = helper.embed
         helper.embed = lambda *args: pending.append(send(*args)) or pending[-1]
     points, made = layout.compute(X, "umap", 0, None, helper)
-    return points, made, pending[0].where if pending else None
+    return points, made, pending[0].where if pending else "here"
 
 
-@pytest.mark.parametrize("state", ["working", "gone", "stuck"])
+def _warmed(helper, timeout=120):
+    """``helper`` once it has loaded UMAP (a run does not wait for that)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not helper.is_ready():
+        assert time.monotonic() < deadline and helper.proc.poll() is None
+        time.sleep(0.05)
+    return helper
+
+
+@pytest.mark.parametrize("state", ["working", "cold", "gone", "stuck"])
 def test_a_helper_process_draws_the_same_map(state, monkeypatch):
     import signal
 
@@ -206,6 +217,8 @@ def test_a_helper_process_draws_the_same_map(state, monkeypatch):
     here, made, _ = _map_through(None, X)
     helper = umap_process.Helper()
     try:
+        if state != "cold":
+            _warmed(helper)
         if state == "gone":  # killed before its work came: the map is drawn here
             helper.proc.kill()
             helper.proc.wait()
@@ -228,7 +241,7 @@ def test_the_helper_is_kept_for_the_process_next_runs(monkeypatch):
     monkeypatch.delitem(sys.modules, "umap", raising=False)  # a process without UMAP
     try:
         with umap_process.ready(True) as first:
-            assert _map_through(first, X)[2] == "helper"
+            assert _map_through(_warmed(first), X)[2] == "helper"
             with umap_process.ready(True) as meanwhile:
                 assert meanwhile is None  # busy with this run: the other works here
         with umap_process.ready(True) as second:
@@ -239,10 +252,10 @@ def test_the_helper_is_kept_for_the_process_next_runs(monkeypatch):
             second.embed(X[:layout.FIT_MAX], 2, layout.UMAP_SETTINGS, 0)  # left unanswered
         assert second.proc.poll() is not None  # replaced: its answer would be stale
         with umap_process.ready(True) as third:
-            assert third is not second and _map_through(third, X)[2] == "helper"
-        monkeypatch.setitem(sys.modules, "umap", object())  # with umap loaded here, none
+            assert third is not second and _map_through(_warmed(third), X)[2] == "helper"
+        monkeypatch.setitem(sys.modules, "umap", object())  # loaded here since: ended
         with umap_process.ready(True) as none:
-            assert none is None
+            assert none is None and third.proc.wait(timeout=10) is not None
     finally:
         if umap_process._kept is not None:
             umap_process._kept.close()

@@ -3,10 +3,11 @@ after the next call, the old run with its old map or the new run with its
 new map (or none), never one run with the other's map."""
 
 import signal
+import sys
 
 import pytest
 
-from conftest import blob_dataset_of, operator
+from conftest import REPO, blob_dataset_of, operator
 
 from .test_kills import Child, UserError, staged_left
 
@@ -57,12 +58,24 @@ def test_overwrite_killed_inside_the_commit_keeps_run_and_map_together(
     assert map_state(dataset) == shown
 
 
-def test_a_killed_run_takes_its_umap_helper_with_it(dataset):
+@pytest.fixture
+def helped():
+    """A dataset large enough for a run to start the map's UMAP helper."""
+    sys.path.insert(0, REPO)
+    from bench import data
+
+    dataset = data.dataset(20_000, 16, K, seed=5, persistent=False)
+    yield dataset
+    dataset.delete()
+
+
+def test_a_killed_run_takes_its_umap_helper_with_it(helped):
     """A fresh process's run starts a helper for the map's UMAP; killed, it
     leaves no helper behind (the helper reads the end of its input), and
     nothing staged."""
     import psutil
 
+    dataset = helped
     child = Child(dataset, "compute_clusters", run_key="helped", map="umap",
                   embeddings="embedding", method="kmeans", kmeans__n_clusters=K,
                   reduce="none", random_state=0, progress=False)
