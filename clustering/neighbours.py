@@ -77,13 +77,14 @@ def embed_subset(X, limit, embed, random_state=None, rows=None, threads=None):
                                          X[rows[start:start + _PLACE_BATCH]]),
                                  min(PLACE_NEIGHBOURS, limit))
                     for start in range(0, n, _PLACE_BATCH)]
-    squared, found = (np.concatenate(part) for part in zip(*searched))
     embedded = _resolved(embedding)
-    weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
-    points = np.einsum("qk,qkd->qd", weights, embedded[found])
-    points /= weights.sum(axis=1, keepdims=True)
+    points = np.empty((n, embedded.shape[1]), dtype=np.float32)
+    for start, (squared, found) in zip(range(0, n, _PLACE_BATCH), searched):
+        weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
+        placed = np.einsum("qk,qkd->qd", weights, embedded[found])
+        points[start:start + _PLACE_BATCH] = placed / weights.sum(axis=1, keepdims=True)
     points[picked] = embedded
-    return points.astype(np.float32, copy=False), limit
+    return points, limit
 
 
 def _resolved(embedding):
