@@ -13,12 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 MIN_ROWS = 50_000
 
 
+def count():
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def by_rows(n, work):
     """``[work(start, stop), ...]`` over contiguous blocks covering rows
     ``0..n``, one block per core, in order."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    blocks = max(1, min(cores, n // MIN_ROWS))
+    blocks = max(1, min(count(), n // MIN_ROWS))
     bounds = [n * i // blocks for i in range(blocks + 1)]
     if blocks == 1:
         return [work(0, n)]

@@ -5,7 +5,6 @@ preallocated float32 matrix: no per-sample Python lists of arrays and no
 float64 copy, which is what makes ``values()`` slow and memory-hungry.
 """
 
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from . import internals
+from . import cores, internals
 from .params import InputError, Param
 
 _BATCH = 2000
@@ -157,8 +156,7 @@ def _read_raw(raw, path, total, progress):
     db_path, cursor = raw
     keys = db_path.split(".")
     decode = _Decoder(path)
-    workers = os.cpu_count() or 2
-    ids, X, seen, pending = [], None, 0, deque()
+    workers, ids, X, seen, pending = cores.count(), [], None, 0, deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for batch in _fetched_ahead(cursor):
             docs = bson.decode_all(batch)

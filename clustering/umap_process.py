@@ -39,15 +39,22 @@ class Helper:
     def is_ready(self):
         """Whether the helper has loaded UMAP (without waiting): one that has
         not would keep the run waiting longer than loading it here."""
+        if not self.warm and self.proc.poll() is None:
+            self.warm = self.answer(0)[0] == "ready"
+        return self.warm
+
+    def answer(self, timeout):
+        """The helper's next message, ``(status, value)``, read once it
+        arrives within ``timeout`` seconds; ``(None, None)`` if none does or
+        it cannot be read."""
         import select
 
-        if not self.warm and self.proc.poll() is None:
-            try:
-                if select.select([self.proc.stdout], [], [], 0)[0]:
-                    self.warm = pickle.load(self.proc.stdout)[0] == "ready"
-            except (EOFError, OSError, ValueError, pickle.UnpicklingError):
-                pass
-        return self.warm
+        try:
+            if select.select([self.proc.stdout], [], [], timeout)[0]:
+                return pickle.load(self.proc.stdout)
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            pass
+        return None, None
 
     def embed(self, X, n_components, settings, random_state):
         """``_Pending`` UMAP of ``X``, as ``features._embed_umap`` computes it.
@@ -86,22 +93,16 @@ class _Pending:
         self.where = None
 
     def result(self):
-        import select
         import time
 
         deadline = time.monotonic() + TIMEOUT
         self.sending.join(TIMEOUT)  # a helper stuck before reading blocks the sending
-        stdout = self.helper.proc.stdout
-        try:
-            waited = max(0.0, deadline - time.monotonic())
-            if not self.sending.is_alive() and select.select([stdout], [], [], waited)[0]:
-                status, value = pickle.load(stdout)
+        if not self.sending.is_alive():
+            status, value = self.helper.answer(max(0.0, deadline - time.monotonic()))
+            if status == "ok":
                 self.helper.waiting = False
-                if status == "ok":
-                    self.where = "helper"
-                    return value
-        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
-            pass
+                self.where = "helper"
+                return value
         self.helper.close()  # late, failed or gone: its answer can no longer be told apart
         from .features import _embed_umap
 
