@@ -118,10 +118,8 @@ def ready(needed):
     kept between runs, idle on its input, so only a process's first run
     pays for starting it; one left with work unanswered is replaced."""
     global _kept
-    if "umap" in sys.modules and _kept is not None:  # loaded here since: not needed again
-        with _lock:
-            _kept.close()
-            _kept = None
+    if "umap" in sys.modules:  # loaded here since: not needed again
+        _end_kept()
     if not needed or "umap" in sys.modules or os.name != "posix" or not _lock.acquire(
             blocking=False):
         yield None
@@ -136,6 +134,20 @@ def ready(needed):
     finally:
         if _kept is not None and _kept.waiting:
             _kept.close()
+        _lock.release()
+
+
+def _end_kept():
+    """Ends the kept helper, unless a run of this process is using it (a
+    later call ends it then): waiting for that run would stall this one."""
+    global _kept
+    if _kept is None or not _lock.acquire(blocking=False):
+        return
+    try:
+        if _kept is not None:
+            _kept.close()
+            _kept = None
+    finally:
         _lock.release()
 
 
