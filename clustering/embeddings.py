@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cores, internals
+from . import collector, cores, internals
 from .params import InputError, Param
 
 _BATCH = 2000
@@ -131,20 +131,28 @@ def read_vectors(collection, path, progress=None):
     total = collection.count()
     check_found(path, total, total)
     raw = internals.raw_batches(collection, path, _BATCH)
-    if raw is None:
-        ids, X, seen = _read_public(collection, path)
-    else:
-        ids, X, seen = _read_raw(raw, path, total, progress)
+    with collector.paused():
+        if raw is None:
+            ids, X, seen = _read_public(collection, path)
+        else:
+            ids, X, seen = _read_raw(raw, path, total, progress)
     check_found(path, max(total, seen), len(ids))
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+    bad = _non_finite_rows(X)
+    if len(bad):
         raise InputError(
             f"Field '{path}' has NaN or infinite values in {len(bad)} "
             f"sample(s), e.g. {ids[bad[0]]}. Recompute those embeddings or "
             "exclude those samples from the view."
         )
     return Embeddings(ids=ids, X=X, num_skipped=seen - len(ids))
+
+
+def _non_finite_rows(X, chunk=8192):
+    """Indices of the rows of ``X`` holding a NaN or an infinity, checked a
+    chunk at a time: no temporary the size of ``X`` (its fresh memory costs
+    more than the check)."""
+    return np.concatenate([start + np.flatnonzero(~np.isfinite(X[start:start + chunk]).all(
+        axis=1)) for start in range(0, len(X), chunk)] or [np.empty(0, dtype=int)])
 
 
 def _read_raw(raw, path, total, progress):

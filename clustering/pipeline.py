@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import (autok, choice, features, groups, internals, layout, quality, runs,
-               transactions, umap_process)
+from . import (autok, choice, collector, features, groups, internals, layout, quality,
+               runs, transactions, umap_process)
 from .embeddings import read_vectors
 from .methods import Fit
 from .params import ParameterError, raise_errors
@@ -58,7 +58,8 @@ def run(collection, request, report=None, operation=None):
     # the map's UMAP is made ready in a helper process while the run reads and fits
     with transactions.transaction(dataset, [request.run_key], "clustering run",
                                   operation) as tx, \
-            umap_process.ready(request.map == "umap" and len(dataset) >= _HELPED) as helper:
+            umap_process.ready(request.map == "umap" and len(dataset) >= _HELPED) as helper, \
+            collector.paused():
         _check_still_valid(dataset, request)
         return _run(collection, dataset, request, tx, report, helper)
 

@@ -2,6 +2,8 @@
 raised to Python callers as the plugin's own typed error, and the dataset
 exactly as it was (no half-written field, no dangling run)."""
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,24 @@ def test_non_finite_values(dataset, bad):
     message = assert_rejected(dataset, "Field 'broken'", "NaN or infinite", "1 sample",
                               embeddings="broken", error=InputError)
     assert dataset.values("id")[7] in message
+
+
+def test_the_cycle_collector_runs_again_after_a_run(dataset):
+    """A run pauses Python's cycle collector while it makes objects by the
+    hundred thousand; it runs again after, whether the run ends or fails,
+    and stays off for a caller who had turned it off."""
+    dataset.set_values("broken", [np.full(8, np.nan)] * len(dataset))
+    run(dataset)
+    assert gc.isenabled()
+    with pytest.raises(InputError):
+        run(dataset, run_key="failed", embeddings="broken")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run(dataset, run_key="new_run", overwrite=True)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_no_sample_with_an_embedding(dataset):
