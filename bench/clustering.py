@@ -17,7 +17,10 @@ the read, the stamped bulk update and the fit's BLAS bound, which any run
 that writes FiftyOne fields pays; and against its CPU floor: the CPU time
 the read and the write cost this process and the database, over the
 machine's cores, plus the fit. A run whose cores are all busy cannot beat
-that floor by overlapping its stages.
+that floor by overlapping its stages. The bench also prints how fast the
+machine fills fresh memory, the first time and at once again: a virtual
+machine that returns freed memory to its host pays the first rate for
+much of what a run allocates.
 
     python bench/clustering.py                 # 20k and 100k x 512
     python bench/clustering.py --million       # adds 1M x 512
@@ -58,12 +61,36 @@ TARGETS = {("kmeans", 100_000): (5, None), ("kmeans", 1_000_000): (60, 3072),
 # cases that take seconds at N <= 100k: run several times, since a run of a
 # few seconds on a shared 2-core machine varies by a second or two
 QUICK = ("kmeans", "minibatch_kmeans", "io")
+# the bare library runs up to this N (UMAP + HDBSCAN alone on 1M ran past 30 min)
+BARE_MAX = {"hdbscan": 100_000}
 # the map's cost is measured at this size (its budget: +30% of the run)
 MAP_N = 20_000
 
 
 def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS plus its largest ended child's (the map's
+    UMAP helper, ran beside it), in MB."""
+    return sum(resource.getrusage(who).ru_maxrss
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
+def memory_rates(mb=512):
+    """``{mb, first, again}``: how fast (MB/s) this machine fills ``mb`` of
+    fresh memory, the first time and at once again. A virtual machine
+    that hands freed memory back to its host (free page reporting: here
+    within seconds) pays the first rate again for memory a run takes anew,
+    which is much of the spread between runs of one case. Measured in a
+    process of its own: a child process's peak RSS starts from its
+    parent's."""
+    import numpy as np
+
+    rates = []
+    for _ in range(2):
+        start = time.perf_counter()
+        block = np.ones(mb * 2**20, dtype=np.uint8)
+        rates.append(mb / (time.perf_counter() - start))
+        del block
+    return dict(mb=mb, first=rates[0], again=rates[1])
 
 
 def matmul_rate():
@@ -220,10 +247,15 @@ def run_case(case, n):
                         clusters=summary["num_clusters"], prepare=summary["prepare"],
                         iterations=(getattr(results, "fit", None) or {}).get(
                             "lloyd_iterations"))
+    modules("clustering.umap_process").end_kept()  # ended, its peak RSS is counted
     peak = peak_rss_mb()
     rate = matmul_rate()
     X, y = data.blobs(n, D, K, seed=SEED)
-    bare_time, bare_labels = bare(method, X, summary["params"], params.get("random_state", SEED))
+    bare_time = bare_ari = None
+    if n <= BARE_MAX.get(method, n):
+        bare_time, bare_labels = bare(method, X, summary["params"],
+                                      params.get("random_state", SEED))
+        bare_ari = adjusted_rand_score(y, bare_labels)
     for run in runs:
         if run["iterations"] is not None:
             dim = run["prepare"]["n_components"] or D
@@ -233,7 +265,7 @@ def run_case(case, n):
                     X, K, modules("clustering.lloyd").CHUNK)
     return dict(case=case, n=n, runs=runs, peak_rss_mb=peak, compile=compiled, rate=rate,
                 cores=len(os.sched_getaffinity(0)),
-                bare=bare_time, bare_ari=adjusted_rand_score(y, bare_labels))
+                bare=bare_time, bare_ari=bare_ari)
 
 
 def warm(ds):
@@ -358,7 +390,7 @@ def run_map(n, repeats=3):
 
 
 def child(args):
-    runner = dict(io=run_io, map=run_map).get(args.case)
+    runner = dict(io=run_io, map=run_map, memory=lambda n: memory_rates()).get(args.case)
     result = runner(args.n) if runner else run_case(args.case, args.n)
     print("RESULT " + json.dumps(result))
 
@@ -375,9 +407,21 @@ def _target(case, n, wall, peak):
         f", <= {mb / 1024:.0f} GB" + said(peak <= mb) if mb else "")
 
 
-def tables(rows):
-    """The markdown tables of ``rows``."""
+def _figure(value, digits):
+    """``value`` rounded to ``digits``, or "-" for a figure not measured."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def tables(rows, memory=None):
+    """The markdown tables of ``rows``, after ``memory`` (as ``memory_rates``
+    returns it) when given."""
     out = [
+        "| fresh memory | first fill MB/s | filled again at once MB/s |",
+        "|---|---|---|",
+        f"| {memory['mb']:,} MB | {memory['first']:,.0f} | {memory['again']:,.0f} |",
+        "",
+    ] if memory else []
+    out += [
         "| case | N x d | prep | end-to-end s | read | prepare | fit | measure | map | write | "
         "peak RSS MB | ARI | clusters | one-time compile s | bare s | bare ARI | target |",
         "|" + "---|" * 17,
@@ -401,8 +445,9 @@ def tables(rows):
             f"{run['wall']:.1f} | {s['read']:.1f} | {s['prepare']:.1f} | {s['fit']:.1f} | "
             f"{s['measure']:.1f} | {s.get('map', 0):.1f} | {s['write']:.1f} | "
             f"{row['peak_rss_mb']:.0f} | "
-            f"{run['ari']:.3f} | {run['clusters']} | {compiled} | {row['bare']:.1f} | "
-            f"{row['bare_ari']:.3f} | {_target(row['case'], row['n'], run['wall'], row['peak_rss_mb'])} |")
+            f"{run['ari']:.3f} | {run['clusters']} | {compiled} | {_figure(row['bare'], 1)} | "
+            f"{_figure(row['bare_ari'], 3)} | "
+            f"{_target(row['case'], row['n'], run['wall'], row['peak_rss_mb'])} |")
         if "bound" in run:
             blas.append(row)
     if blas:
@@ -515,6 +560,7 @@ def main():
     import fiftyone as fo
 
     fo.list_datasets()
+    memory = run_child("memory", 0, 0, 1)
     rows = []
     for case, n in plan:
         repeats = args.repeat if n <= 100_000 and case in QUICK else 1
@@ -523,7 +569,7 @@ def main():
             continue
         results.sort(key=lambda r: r["runs"][0]["wall"] if "runs" in r else r["read_ours"])
         rows.append(results[len(results) // 2])
-    print(tables(rows))
+    print(tables(rows, memory))
 
 
 def run_child(case, n, i, repeats):

@@ -119,7 +119,7 @@ def ready(needed):
     pays for starting it; one left with work unanswered is replaced."""
     global _kept
     if "umap" in sys.modules:  # loaded here since: not needed again
-        _end_kept()
+        end_kept()
     if not needed or "umap" in sys.modules or os.name != "posix" or not _lock.acquire(
             blocking=False):
         yield None
@@ -137,7 +137,7 @@ def ready(needed):
         _lock.release()
 
 
-def _end_kept():
+def end_kept():
     """Ends the kept helper, unless a run of this process is using it (a
     later call ends it then): waiting for that run would stall this one."""
     global _kept
