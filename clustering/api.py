@@ -41,6 +41,21 @@ def compute_clusters(collection, values, report=None, operation=None):
     return Result(summary)
 
 
+def expect_compute_clusters(collection, values):
+    """Readies this process for compute_clusters with ``values``, which the
+    user is still choosing: a run queued for another process needs nothing here."""
+    from . import layout, pipeline, request
+    from .params import UserError
+
+    value = values.get("delegate")
+    try:
+        queued = value is not None and request.declared("delegate").coerce(value)
+    except UserError:  # the form says what is wrong with it
+        return
+    if not queued:
+        pipeline.expect(collection, values.get("map") or layout.MAP.default)
+
+
 def check_compute_clusters(collection, values):
     """Everything compute_clusters checks before running, including the
     limits that depend on the data (for a run about to be queued)."""

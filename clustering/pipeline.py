@@ -64,6 +64,14 @@ def run(collection, request, report=None, operation=None):
         return _run(collection, dataset, request, tx, report, helper)
 
 
+def expect(collection, map):
+    """Readies this process for a run of ``collection`` drawing ``map``,
+    about to come (its form is open): starts the map's UMAP helper where
+    the run would, so a first run does not load UMAP while it reads and fits."""
+    if map == "umap" and len(internals.root_dataset(collection)) >= _HELPED:
+        umap_process.start()
+
+
 def _check_still_valid(dataset, request):
     """The key and fields checked when the request was validated, checked
     again under the lease: another process may have used them since."""

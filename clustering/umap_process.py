@@ -3,10 +3,13 @@
 A process's first UMAP pays for importing umap and loading numba's
 compiled code: 1.2-1.6 s of a 9 s k-means run of 100k samples. That work
 holds the interpreter, so threads cannot overlap it with the run's own. A
-helper process started with the process's first run that needs it does
-it meanwhile, and stays for the next runs (about 300 MB, idle on its
-input); the map's UMAP of its subsample runs there while this process
-searches the neighbours that place the other samples. The helper runs the
+helper process does it meanwhile, started with the process's first run
+that needs it, or earlier when the App's form for one opens (loading
+beside the run, it takes one of its cores: a first 100k run took
+5.2-5.7 s, and 4.6-5.0 s after the form had started the helper). It
+stays for the next runs (about 300 MB, idle on its input); the map's
+UMAP of its subsample runs there while this process searches the
+neighbours that place the other samples. The helper runs the
 same function with the same seed, so the map is the same; if it fails,
 is late or is gone, the work is done here instead. When this process dies
 the helper reads the end of its input and exits.
@@ -117,7 +120,6 @@ def ready(needed):
     wait on) or is busy with another run of this process. The helper is
     kept between runs, idle on its input, so only a process's first run
     pays for starting it; one left with work unanswered is replaced."""
-    global _kept
     if "umap" in sys.modules:  # loaded here since: not needed again
         end_kept()
     if not needed or "umap" in sys.modules or os.name != "posix" or not _lock.acquire(
@@ -125,16 +127,35 @@ def ready(needed):
         yield None
         return
     try:
-        if _kept is None or _kept.proc.poll() is not None:
-            try:
-                _kept = Helper()
-            except OSError:  # it could not start: this run works without one
-                _kept = None
-        yield _kept
+        yield _keep()
     finally:
         if _kept is not None and _kept.waiting:
             _kept.close()
         _lock.release()
+
+
+def start():
+    """Starts this process's helper ahead of a run (the form it will come
+    from is open), so the run finds UMAP loaded instead of sharing its
+    cores with the loading; nothing where ``ready`` would not use one or a
+    run holds it."""
+    if "umap" in sys.modules or os.name != "posix" or not _lock.acquire(blocking=False):
+        return
+    try:
+        _keep()
+    finally:
+        _lock.release()
+
+
+def _keep():
+    """The kept helper, started anew unless one is running (under the lock)."""
+    global _kept
+    if _kept is None or _kept.proc.poll() is not None:
+        try:
+            _kept = Helper()
+        except OSError:  # it could not start: runs work without one
+            _kept = None
+    return _kept
 
 
 def end_kept():

@@ -259,3 +259,25 @@ def test_the_helper_is_kept_for_the_process_next_runs(monkeypatch):
     finally:
         if umap_process._kept is not None:
             umap_process._kept.close()
+
+
+def test_the_apps_form_starts_the_helper_its_run_will_use(dataset, monkeypatch):
+    """The open form of compute_clusters starts the map's helper, so the run
+    the user executes from it finds UMAP loaded; a run queued for the
+    launcher, or drawing no UMAP map, starts none."""
+    import sys
+
+    monkeypatch.setattr(plugin_module("clustering.pipeline"), "_HELPED", len(dataset))
+    monkeypatch.delitem(sys.modules, "umap", raising=False)  # a process without UMAP
+    umap_process.end_kept()
+    try:
+        for params in (dict(map="pca"), dict(map="umap", delegate=True)):
+            form("compute_clusters", dataset, dict(embeddings="embedding", **params))
+            assert umap_process._kept is None
+        form("compute_clusters", dataset, dict(embeddings="embedding"))
+        started = umap_process._kept
+        assert started is not None and started.proc.poll() is None
+        with umap_process.ready(True) as used:
+            assert used is started
+    finally:
+        umap_process.end_kept()
