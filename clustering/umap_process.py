@@ -122,8 +122,7 @@ def ready(needed):
     pays for starting it; one left with work unanswered is replaced."""
     if "umap" in sys.modules:  # loaded here since: not needed again
         end_kept()
-    if not needed or "umap" in sys.modules or os.name != "posix" or not _lock.acquire(
-            blocking=False):
+    if not needed or not _can_help() or not _lock.acquire(blocking=False):
         yield None
         return
     try:
@@ -139,12 +138,18 @@ def start():
     from is open), so the run finds UMAP loaded instead of sharing its
     cores with the loading; nothing where ``ready`` would not use one or a
     run holds it."""
-    if "umap" in sys.modules or os.name != "posix" or not _lock.acquire(blocking=False):
+    if not _can_help() or not _lock.acquire(blocking=False):
         return
     try:
         _keep()
     finally:
         _lock.release()
+
+
+def _can_help():
+    """Whether a helper can help this process: UMAP is not loaded here, and
+    the system has POSIX pipes to wait on."""
+    return "umap" not in sys.modules and os.name == "posix"
 
 
 def _keep():
