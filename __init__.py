@@ -106,7 +106,8 @@ class ComputeClusters(foo.Operator):
             else:
                 app.add_param(inputs, param, shown(param.name))
         app.add_execution(inputs, ctx, declared("delegate"))
-        if ctx.executor is None:  # the App's form, open: the run may follow here
+        if ctx.executor is None and not self.resolve_delegation(ctx):
+            # the App's form, open: a run may follow in this process
             api.expect_compute_clusters(target, params)
         return types.Property(inputs, view=types.View(label="Compute clusters"))
 

@@ -43,17 +43,10 @@ def compute_clusters(collection, values, report=None, operation=None):
 
 def expect_compute_clusters(collection, values):
     """Readies this process for compute_clusters with ``values``, which the
-    user is still choosing: a run queued for another process needs nothing here."""
-    from . import layout, pipeline, request
-    from .params import UserError
+    user is still choosing for a run in this process."""
+    from . import layout, pipeline
 
-    value = values.get("delegate")
-    try:
-        queued = value is not None and request.declared("delegate").coerce(value)
-    except UserError:  # the form says what is wrong with it
-        return
-    if not queued:
-        pipeline.expect(collection, values.get("map") or layout.MAP.default)
+    pipeline.expect(collection, values.get("map") or layout.MAP.default)
 
 
 def check_compute_clusters(collection, values):

@@ -58,7 +58,7 @@ def run(collection, request, report=None, operation=None):
     # the map's UMAP is made ready in a helper process while the run reads and fits
     with transactions.transaction(dataset, [request.run_key], "clustering run",
                                   operation) as tx, \
-            umap_process.ready(request.map == "umap" and len(dataset) >= _HELPED) as helper, \
+            umap_process.ready(_helped(dataset, request.map)) as helper, \
             collector.paused():
         _check_still_valid(dataset, request)
         return _run(collection, dataset, request, tx, report, helper)
@@ -68,8 +68,13 @@ def expect(collection, map):
     """Readies this process for a run of ``collection`` drawing ``map``,
     about to come (its form is open): starts the map's UMAP helper where
     the run would, so a first run does not load UMAP while it reads and fits."""
-    if map == "umap" and len(internals.root_dataset(collection)) >= _HELPED:
+    if _helped(internals.root_dataset(collection), map):
         umap_process.start()
+
+
+def _helped(dataset, map):
+    """Whether a run of ``dataset`` drawing ``map`` uses the UMAP helper."""
+    return map == "umap" and len(dataset) >= _HELPED
 
 
 def _check_still_valid(dataset, request):
