@@ -11,6 +11,8 @@ from .params import InputError
 
 METRICS_SAMPLE = 5000
 NUM_REPRESENTATIVES = 25
+# Rows of distances a silhouette holds at a time.
+_SILHOUETTE_ROWS = 512
 
 
 @dataclass
@@ -172,7 +174,7 @@ def internal_metrics(Z, labels, rng):
     if len(np.unique(sample_labels)) < 2 or len(np.unique(sample_labels)) >= len(idx):
         return out
     out["sample_size"] = int(len(idx))
-    out["silhouette"] = silhouette(pairwise_distances(Z[idx]), sample_labels)
+    out["silhouette"] = silhouette_of(Z[idx], sample_labels)
     out["davies_bouldin"] = float(metrics.davies_bouldin_score(Z[idx], sample_labels))
     out["calinski_harabasz"] = float(metrics.calinski_harabasz_score(Z[idx], sample_labels))
     return out
@@ -180,19 +182,32 @@ def internal_metrics(Z, labels, rng):
 
 def pairwise_distances(Z):
     """Euclidean distances between the rows of ``Z``, as one float32 matrix
-    product of the centred rows (centring keeps float32 close to exact),
-    the diagonal exactly 0. A sweep over k computes them once."""
+    (see ``distance_blocks``). A sweep over k computes them once."""
+    return next(distance_blocks(Z, len(Z)))[1]
+
+
+def distance_blocks(Z, rows=_SILHOUETTE_ROWS):
+    """``(start, block)`` for each ``rows`` rows of ``Z``: their Euclidean
+    distances to every row, as float32 products of the centred rows
+    (centring keeps float32 close to exact), a row's own distance exactly 0.
+    The blocks share one buffer: fresh memory the size of every distance
+    cost more than the products (a machine may hand freed memory back)."""
     Z = np.asarray(Z, dtype=np.float32)
     Z = Z - Z.mean(axis=0, dtype=np.float64).astype(np.float32)
     squared = np.einsum("ij,ij->i", Z, Z)
-    D = Z @ Z.T
-    D *= -2
-    D += squared[:, None]
-    D += squared[None, :]
-    np.maximum(D, 0, out=D)
-    np.sqrt(D, out=D)
-    np.fill_diagonal(D, 0)
-    return D
+    n = len(Z)
+    buffer = np.empty((min(rows, n), n), dtype=np.float32)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        D = buffer[:stop - start]
+        np.matmul(Z[start:stop], Z.T, out=D)
+        D *= -2
+        D += squared[start:stop, None]
+        D += squared[None, :]
+        np.maximum(D, 0, out=D)
+        np.sqrt(D, out=D)
+        D[np.arange(stop - start), np.arange(start, stop)] = 0
+        yield start, D
 
 
 def silhouette(D, labels):
@@ -200,13 +215,32 @@ def silhouette(D, labels):
     scikit-learn's ``silhouette_score`` defines it (a sample alone in its
     cluster scores 0), from one product of ``D`` with the memberships
     instead of scikit-learn's float64 pass over every distance per call."""
+    codes, member = _membership(labels, D.dtype)
+    return _mean_silhouette(D @ member, codes)
+
+
+def silhouette_of(Z, labels):
+    """``silhouette`` of the rows ``Z``, its distances a block at a time."""
+    codes, member = _membership(labels, np.float32)
+    sums = np.empty(member.shape, dtype=np.float32)
+    for start, D in distance_blocks(Z):
+        np.matmul(D, member, out=sums[start:start + len(D)])
+    return _mean_silhouette(sums, codes)
+
+
+def _membership(labels, dtype):
+    """``(codes, member)``: labels as 0..k-1 and the n x k membership matrix."""
     _, codes = np.unique(labels, return_inverse=True)
-    n, k = len(codes), int(codes.max()) + 1
-    sizes = np.bincount(codes, minlength=k)
-    member = np.zeros((n, k), dtype=D.dtype)
-    member[np.arange(n), codes] = 1
-    means = (D @ member).astype(np.float64) / sizes
-    rows = np.arange(n)
+    member = np.zeros((len(codes), int(codes.max()) + 1), dtype=dtype)
+    member[np.arange(len(codes)), codes] = 1
+    return codes, member
+
+
+def _mean_silhouette(sums, codes):
+    """The mean silhouette from each sample's summed distance to each cluster."""
+    sizes = np.bincount(codes, minlength=sums.shape[1])
+    means = sums.astype(np.float64) / sizes
+    rows = np.arange(len(codes))
     own = sizes[codes]
     within = means[rows, codes] * own / np.maximum(own - 1, 1)
     means[rows, codes] = np.inf

@@ -207,8 +207,9 @@ def test_quality_metrics_against_known_truth(five_blobs):
 
 @pytest.mark.parametrize("data", ["blobs", "digits", "singletons", "far_from_origin"])
 def test_silhouette_is_scikit_learns(data):
-    """The run's silhouette (one float32 product, distances shared by every
-    k of a sweep) equals scikit-learn's on the same samples."""
+    """The run's silhouette (float32 products: of every distance, shared by
+    every k of a sweep, or a block of them at a time) equals scikit-learn's
+    on the same samples."""
     from sklearn.datasets import load_digits
     from sklearn.metrics import silhouette_score
 
@@ -224,9 +225,10 @@ def test_silhouette_is_scikit_learns(data):
         if data == "singletons":
             labels = labels.copy()
             labels[:5] = np.arange(7, 12)  # five clusters of one sample
+    expected = silhouette_score(X.astype(np.float64), labels)
     D = quality.pairwise_distances(X)
-    assert quality.silhouette(D, labels) == pytest.approx(
-        silhouette_score(X.astype(np.float64), labels), abs=1e-4)
+    assert quality.silhouette(D, labels) == pytest.approx(expected, abs=1e-4)
+    assert quality.silhouette_of(X, labels) == pytest.approx(expected, abs=1e-4)
 
 
 def test_noise_share_matches_the_field():
