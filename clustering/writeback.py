@@ -27,9 +27,11 @@ _OPS_PER_BULK = 5_000
 # documents one bulk write of grouped updates rewrites.
 _WINDOW = 5_000
 _DOCS_PER_BULK = 2_000
-# Concurrent bulk writes: on a 2-core machine a million samples' labels took
-# 36 s with 4 and 28-31 s with 16 (8 in between); 100k the same with any.
-_WRITERS = 16
+# Concurrent bulk writes. With writes grouped by window, a run's labels on a
+# 2-core machine took 14-15 s per million with 2 or 4, 17 with 8, 19-20 with
+# 16 and 20.5 with 1 (100k: 1.4-1.6 s with 2 or 4, 1.8 with 16): more writers
+# only contend for the pages being rewritten.
+_WRITERS = 4
 OWNER_INFO = "clusterlab_run"
 # What each kind of field the plugin writes holds: FiftyOne's field type, Python's.
 _KINDS = dict(str=("StringField", str), float=("FloatField", float), bool=("BooleanField", bool))
