@@ -111,6 +111,14 @@ def samples_of(dataset):
     return coll if hasattr(coll, "bulk_write") else None
 
 
+def count_stored(dataset):
+    """The exact number of documents in ``dataset``'s samples collection,
+    counted on its ``_id`` index (``len()`` is MongoDB's estimate, which a
+    crash can leave off); None when only the public API may be used."""
+    coll = samples_of(dataset)
+    return None if coll is None else coll.count_documents({}, hint="_id_")
+
+
 def raw_batches(collection, path, batch_size):
     """Raw BSON batches of ``{_id, path}`` for the target's samples, or None
     when the private aggregation helpers are missing (use ``values()``)."""

@@ -210,8 +210,7 @@ def _run(collection, dataset, request, tx, report, helper):
 
     sizes, noise, found = [int(s) for s in measured.sizes], noise, results["groups"]
     num_lost = len(emb.ids) - written
-    num_added = on.rows().exists(on.row(request.embeddings)).exists(
-        on.row(request.cluster_field), False).count()
+    num_added = _count_added(dataset, collection, on, request, emb, written)
     if num_added:
         notes.append(f"{num_added:,} {on.noun} added while the run computed have no "
                      "cluster; assign_to_clusters gives them one.")
@@ -293,6 +292,18 @@ def _map_steps(dataset, collection, request, tx, ids, mapped):
     if request.overwrite and layout.is_map(dataset, key):
         return [dict(op="delete_map", key=key)]
     return []
+
+
+def _count_added(dataset, collection, on, request, emb, written):
+    """How many units with a vector and no cluster were added while the run
+    computed. A run of a whole dataset's samples settles it with a count
+    where it can (the scan took 0.1-0.2 s at 100k): none was added if the
+    dataset holds no document besides the samples just written."""
+    if (not on.patches_field and not internals.view_stages(collection)
+            and internals.count_stored(dataset) == written):
+        return 0
+    return on.rows().exists(on.row(request.embeddings)).exists(
+        on.row(request.cluster_field), False).count()
 
 
 def _timings(progress, start):

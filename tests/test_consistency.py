@@ -81,6 +81,29 @@ def test_samples_deleted_while_fitting_are_counted_as_lost(many):
     assert reps and len(many.select(reps)) == len(reps)  # no deleted sample among them
 
 
+def test_samples_added_and_deleted_while_fitting_are_both_counted(many):
+    # as many deleted as added: the dataset's count alone would hide the added
+    doomed = many.take(200, seed=2).values("id")
+    X, _ = blobs(200, 8, centers=4, seed=13)
+
+    def swap():
+        many.delete_samples(doomed)
+        many.add_samples([fo.Sample(filepath=f"/tmp/swapped{i}.png", embedding=x)
+                          for i, x in enumerate(X)], progress=False)
+
+    summary = run_with(many, "swapped", "fit", swap)
+    assert summary["num_lost"] == 200 and summary["num_added"] == 200
+    assert many.exists("swapped_cluster", False).count() == 200
+    assert any("200 samples added while the run computed" in n for n in summary["notes"])
+
+    added = run_with(many, "grown", "fit", lambda: many.add_samples(
+        [fo.Sample(filepath=f"/tmp/grown{i}.png", embedding=x) for i, x in enumerate(X)],
+        progress=False))
+    assert added["num_added"] == 200 and added["num_lost"] == 0
+    quiet = run_with(many, "quiet", "fit", lambda: None)
+    assert quiet["num_added"] == 0 and not any("added" in n for n in quiet["notes"])
+
+
 def test_two_writers_on_one_key_one_is_refused_by_name(many):
     outcomes = []
 
