@@ -262,7 +262,7 @@ def run_case(case, n):
             run["bound"] = run["iterations"] * 2 * n * dim * K / (rate * 1e9)
             if dim == D:
                 run["at_shape"] = run["iterations"] * product_seconds(
-                    X, K, modules("clustering.lloyd").CHUNK)
+                    X, K, modules("clustering.cores").rows_per_block(D))
     return dict(case=case, n=n, runs=runs, peak_rss_mb=peak, compile=compiled, rate=rate,
                 cores=len(os.sched_getaffinity(0)),
                 bare=bare_time, bare_ari=bare_ari)

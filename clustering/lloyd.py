@@ -17,12 +17,11 @@ import threading
 
 import numpy as np
 
-from .cores import by_rows
+from .cores import by_rows, rows_per_block
 
 PER_CLUSTER = 50  # samples per cluster the starts are tried on
 REFINE_PER_CLUSTER = 500  # samples per cluster the best start is refined on
 STARTS = 5  # starts tried when n_init is 'auto'
-CHUNK = 16_384  # rows per matrix product: large enough for BLAS, small in RAM
 _work = threading.local()  # sample-centre products this thread's fit stands for
 
 
@@ -133,17 +132,18 @@ def assign(X, x_sq, centres, rows=None):
     labels = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.float32)
     second = np.full(n, np.inf, dtype=np.float32)
-    for start in range(0, n, CHUNK):
-        part = slice(start, start + CHUNK) if rows is None else rows[start:start + CHUNK]
+    chunk = rows_per_block(X.shape[1], X.itemsize)
+    for start in range(0, n, chunk):
+        part = slice(start, start + chunk) if rows is None else rows[start:start + chunk]
         block = X[part] @ minus_twice.T
         block += c_sq
         at = np.arange(len(block))
         nearest = block.argmin(axis=1)
-        labels[start:start + CHUNK] = nearest
-        first[start:start + CHUNK] = block[at, nearest]
+        labels[start:start + chunk] = nearest
+        first[start:start + chunk] = block[at, nearest]
         if block.shape[1] > 1:
             block[at, nearest] = np.inf
-            second[start:start + CHUNK] = block.min(axis=1)
+            second[start:start + chunk] = block.min(axis=1)
     rows_sq = x_sq if rows is None else x_sq[rows]
     return labels, _root(first, rows_sq), _root(second, rows_sq)
 
@@ -158,10 +158,11 @@ def _column_sums(X):
     """Sums of the columns of ``X``, a chunk of rows per (float32) matrix
     product, the chunks added in float64: a quarter of the time of
     ``X.sum(axis=0, dtype=float64)``, close enough for a tolerance."""
-    ones = np.ones(CHUNK, dtype=np.float32)
+    chunk = rows_per_block(X.shape[1], X.itemsize)
+    ones = np.ones(chunk, dtype=np.float32)
     sums = np.zeros(X.shape[1], dtype=np.float64)
-    for start in range(0, len(X), CHUNK):
-        part = X[start:start + CHUNK]
+    for start in range(0, len(X), chunk):
+        part = X[start:start + chunk]
         sums += ones[:len(part)] @ part
     return sums
 
@@ -169,15 +170,17 @@ def _column_sums(X):
 def cluster_sums(X, labels, k, rows=None):
     """Per-cluster sums (float64) and sizes of the rows of ``X`` (all, or
     those indexed by ``rows``) in clusters ``labels`` (noise, -1, in none):
-    a sparse indicator product per chunk, a block of rows per core."""
+    a sparse indicator product per chunk (of rows gathered, a block's
+    worth), a block of rows per core."""
     from scipy import sparse
 
     n = len(X) if rows is None else len(rows)
+    chunk = rows_per_block(X.shape[1], X.itemsize) * (8 if rows is None else 1)
 
     def block(low, high):
         sums = np.zeros((k, X.shape[1]), dtype=np.float64)
-        for start in range(low, high, 8 * CHUNK):
-            stop = min(high, start + 8 * CHUNK)
+        for start in range(low, high, chunk):
+            stop = min(high, start + chunk)
             own = labels[start:stop]
             indicator = sparse.csr_matrix(
                 ((own >= 0).astype(np.float32), (np.maximum(own, 0), np.arange(len(own)))),

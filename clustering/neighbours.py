@@ -14,13 +14,14 @@ each time.
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .cores import rows_per_block
+
 EXACT_MAX = 20_000
 NPROBE = 8
-# Placement: the embedded neighbours a row is placed among, the dimension
-# placement searches in (wider rows go through PCA), and queries per search.
+# Placement: the embedded neighbours a row is placed among, and the
+# dimension placement searches in (wider rows go through PCA).
 PLACE_NEIGHBOURS = 5
 PLACE_DIM = 50
-_PLACE_BATCH = 16_384
 
 
 def nearest(X, k):
@@ -70,19 +71,20 @@ def embed_subset(X, limit, embed, random_state=None, rows=None, threads=None):
         return _resolved(embed(X if n == len(X) else X[rows])), n
     picked = np.sort(np.random.default_rng(random_state).choice(n, limit, replace=False))
     embedding = embed(X[rows[picked]])
+    batch = rows_per_block(dim, X.itemsize)  # queries per search
     with threadpool_limits(threads):
         project = _projection(X[rows[picked]], dim, random_state)
         index = _index(project(X[rows[picked]]))
-        searched = [index.search(project(X[start:start + _PLACE_BATCH] if whole else
-                                         X[rows[start:start + _PLACE_BATCH]]),
+        searched = [index.search(project(X[start:start + batch] if whole else
+                                         X[rows[start:start + batch]]),
                                  min(PLACE_NEIGHBOURS, limit))
-                    for start in range(0, n, _PLACE_BATCH)]
+                    for start in range(0, n, batch)]
     embedded = _resolved(embedding)
     points = np.empty((n, embedded.shape[1]), dtype=np.float32)
-    for start, (squared, found) in zip(range(0, n, _PLACE_BATCH), searched):
+    for start, (squared, found) in zip(range(0, n, batch), searched):
         weights = 1.0 / (np.sqrt(np.maximum(squared, 0)) + 1e-6)
         placed = np.einsum("qk,qkd->qd", weights, embedded[found])
-        points[start:start + _PLACE_BATCH] = placed / weights.sum(axis=1, keepdims=True)
+        points[start:start + batch] = placed / weights.sum(axis=1, keepdims=True)
     points[picked] = embedded
     return points, limit
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cores import by_rows
+from .cores import by_rows, rows_per_block
 from .lloyd import cluster_sums
 from .params import InputError
 
@@ -119,13 +119,14 @@ def radii(distances, labels, num_clusters, q=95):
     return [float(np.percentile(distances[labels == c], q)) for c in range(num_clusters)]
 
 
-def distances_to_centre(Z, labels, centre_rows, chunk=8192):
+def distances_to_centre(Z, labels, centre_rows):
     """Per-sample distance to its own cluster's centre (NaN for noise),
     from each row minus its centre, a chunk at a time, a block of rows per
     core: one pass over the rows, and a sample at its centre (a medoid) is
     exactly 0."""
     C = np.asarray(centre_rows, dtype=np.float32)
     out = np.full(len(Z), np.nan, dtype=np.float32)
+    chunk = rows_per_block(Z.shape[1], Z.itemsize)
 
     def block(low, high):
         for start in range(low, high, chunk):
