@@ -210,7 +210,7 @@ def _run(collection, dataset, request, tx, report, helper):
 
     sizes, noise, found = [int(s) for s in measured.sizes], noise, results["groups"]
     num_lost = len(emb.ids) - written
-    num_added = _count_added(dataset, collection, on, request, emb, written)
+    num_added = _count_added(dataset, collection, on, request, written)
     if num_added:
         notes.append(f"{num_added:,} {on.noun} added while the run computed have no "
                      "cluster; assign_to_clusters gives them one.")
@@ -294,7 +294,7 @@ def _map_steps(dataset, collection, request, tx, ids, mapped):
     return []
 
 
-def _count_added(dataset, collection, on, request, emb, written):
+def _count_added(dataset, collection, on, request, written):
     """How many units with a vector and no cluster were added while the run
     computed. A run of a whole dataset's samples settles it with a count
     where it can (the scan took 0.1-0.2 s at 100k): none was added if the
