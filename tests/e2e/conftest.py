@@ -258,14 +258,33 @@ def browser():
         browser.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, for ``page`` to see a failure."""
+    report = yield
+    setattr(item, "report_" + report.when, report)
+    return report
+
+
 @pytest.fixture
-def page(browser):
-    """A fresh page; ``IS_PLAYWRIGHT`` keeps the App's promotional popover away."""
+def page(browser, request):
+    """A fresh page; ``IS_PLAYWRIGHT`` keeps the App's promotional popover away.
+    When the test fails, the page is saved as tests/artifacts/failed-<test>.png
+    with the App's console beside it, since a browser failure is otherwise
+    seen only as a timeout."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(60_000)
     context.add_init_script("window.IS_PLAYWRIGHT = true")
     page = context.new_page()
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        name = "failed-" + request.node.name
+        screenshot(page, name)
+        with open(os.path.join(ARTIFACTS, name + ".console.txt"), "w") as out:
+            out.write("\n".join(console))
     context.close()
 
 
