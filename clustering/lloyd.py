@@ -111,13 +111,16 @@ def _best_start(X, x_sq, k, init, max_iter, tol, rng):
 def _refined(X, x_sq, centres, max_iter, tol, rng):
     """``centres`` after Lloyd and swaps on a subsample of REFINE_PER_CLUSTER
     samples per cluster: a swap tried there costs a fraction of one tried on
-    all of ``X`` (a million rows: two full Lloyd runs of about 2 s each)."""
+    all of ``X`` (a million rows: two full Lloyd runs of about 2 s each).
+    The subsample stays rows of ``X``, gathered a block at a time: a copy of
+    it (51 MB at k=50, d=512) would be fresh memory, which a first run pays
+    for at the rate the host hands it over (0.1-0.2 s here)."""
     size = REFINE_PER_CLUSTER * len(centres)
     if size >= len(X):
         return centres
     rows = np.sort(rng.choice(len(X), size, replace=False))
-    X, x_sq = X[rows], x_sq[rows]
-    return _swaps(X, x_sq, _lloyd(X, x_sq, centres, max_iter, tol), max_iter, tol, rng)[1]
+    fit = _lloyd(X, x_sq, centres, max_iter, tol, rows)
+    return _swaps(X, x_sq, fit, max_iter, tol, rng, rows)[1]
 
 
 def assign(X, x_sq, centres, rows=None):
@@ -190,12 +193,13 @@ def cluster_sums(X, labels, k, rows=None):
     return sum(by_rows(n, block)), np.bincount(labels[labels >= 0], minlength=k)
 
 
-def _swaps(X, x_sq, fit, max_iter, tol, rng, max_swaps=5):
+def _swaps(X, x_sq, fit, max_iter, tol, rng, rows=None, max_swaps=5):
     """Escapes the local optimum Lloyd most often ends in, one cluster
     split across two true groups while two others share one: merges the
     pair of clusters whose merge costs least (Ward's increase of inertia)
     and splits the cluster whose 2-means split gains most, when the gain
     exceeds the cost, then runs Lloyd again; kept only if inertia falls.
+    ``fit`` is of the rows of ``X`` indexed by ``rows`` (all when None).
     """
     labels, centres, inertia, _, sse = fit
     k = len(centres)
@@ -208,8 +212,10 @@ def _swaps(X, x_sq, fit, max_iter, tol, rng, max_swaps=5):
         if len(members) < 2:
             break
         sample = members if len(members) <= 5000 else rng.choice(members, 5000, replace=False)
-        halves = _lloyd(X[sample], x_sq[sample], _starts(
-            X[sample], x_sq[sample], 2, "k-means++", 1, rng)[0], max_iter, tol)
+        sample = _of(rows, sample)
+        part, part_sq = X[sample], x_sq[sample]
+        halves = _lloyd(part, part_sq, _starts(part, part_sq, 2, "k-means++", 1, rng)[0],
+                        max_iter, tol)
         gain = sse[worst] - halves[2] * len(members) / len(sample)
         ward = counts[:, None] * counts[None, :] / np.maximum(
             counts[:, None] + counts[None, :], 1) * np.maximum(_pairwise_sq(centres), 0)
@@ -221,7 +227,7 @@ def _swaps(X, x_sq, fit, max_iter, tol, rng, max_swaps=5):
         merged = (centres[a] * counts[a] + centres[b] * counts[b]) / (counts[a] + counts[b])
         keep = [j for j in range(k) if j not in (a, b, worst)]
         trial = np.vstack([centres[keep], merged[None, :], halves[1]]).astype(np.float32)
-        new = _lloyd(X, x_sq, trial, max_iter, tol)
+        new = _lloyd(X, x_sq, trial, max_iter, tol, rows)
         if new[2] >= inertia:
             break
         fit = new
@@ -229,9 +235,15 @@ def _swaps(X, x_sq, fit, max_iter, tol, rng, max_swaps=5):
     return fit
 
 
-def _lloyd(X, x_sq, centres, max_iter, tol):
-    """Lloyd's iterations from ``centres`` until the centres move less than
-    ``tol`` (summed squared shift) or no label changes.
+def _of(rows, picked):
+    """Rows of ``X`` for ``picked`` positions among ``rows`` (all rows when None)."""
+    return picked if rows is None else rows[picked]
+
+
+def _lloyd(X, x_sq, centres, max_iter, tol, rows=None):
+    """Lloyd's iterations from ``centres`` on the rows of ``X`` indexed by
+    ``rows`` (all when None) until the centres move less than ``tol``
+    (summed squared shift) or no label changes.
 
     Exact, with Hamerly's bounds: each sample keeps an upper bound on the
     distance to its centre and a lower bound on the distance to any other;
@@ -239,12 +251,14 @@ def _lloyd(X, x_sq, centres, max_iter, tol):
     bounds overlap are measured again. Once clusters settle, few are.
     """
     k = len(centres)
-    labels, upper, lower = assign(X, x_sq, centres)
-    sums, counts = cluster_sums(X, labels, k)
-    slack = 1e-4 * float(np.sqrt(x_sq.max()))  # float32 rounding of the distances
+    n = len(X) if rows is None else len(rows)
+    own_sq = x_sq if rows is None else x_sq[rows]
+    labels, upper, lower = assign(X, x_sq, centres, rows)
+    sums, counts = cluster_sums(X, labels, k, rows)
+    slack = 1e-4 * float(np.sqrt(own_sq.max()))  # float32 rounding of the distances
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        new = _centres(sums, counts, centres, X, upper)
+        new = _centres(sums, counts, centres, X, upper, rows)
         moves = np.sqrt(((new - centres) ** 2).sum(axis=1))
         centres = new
         upper += moves[labels]
@@ -255,23 +269,24 @@ def _lloyd(X, x_sq, centres, max_iter, tol):
         check = np.flatnonzero(upper + slack > np.maximum(lower, half[labels]))
         moved = np.empty(0, dtype=np.int64)
         if len(check):
-            rows = None if len(check) == len(X) else check
-            sub_labels, sub_upper, sub_lower = assign(X, x_sq, centres, rows)
+            measured = rows if len(check) == n else _of(rows, check)
+            sub_labels, sub_upper, sub_lower = assign(X, x_sq, centres, measured)
             upper[check], lower[check] = sub_upper, sub_lower
             moved = check[sub_labels != labels[check]]
             old_labels = labels[moved]
             labels[check] = sub_labels
-            if len(moved) > len(X) // 4:
-                sums, counts = cluster_sums(X, labels, k)
+            if len(moved) > n // 4:
+                sums, counts = cluster_sums(X, labels, k, rows)
             elif len(moved):
-                out, _ = cluster_sums(X, old_labels, k, moved)
-                into, _ = cluster_sums(X, labels[moved], k, moved)
+                at = _of(rows, moved)
+                out, _ = cluster_sums(X, old_labels, k, at)
+                into, _ = cluster_sums(X, labels[moved], k, at)
                 sums += into - out
                 counts = np.bincount(labels, minlength=k)
         if len(moved) == 0 or float((moves ** 2).sum()) <= tol:
             break
-    _work.products += (n_iter + 1) * len(X) * k  # as plain Lloyd, with the first assignment
-    sse = _sse(x_sq, labels, sums, counts, centres)
+    _work.products += (n_iter + 1) * n * k  # as plain Lloyd, with the first assignment
+    sse = _sse(own_sq, labels, sums, counts, centres)
     return labels, centres, float(sse.sum()), n_iter, sse
 
 
@@ -291,14 +306,14 @@ def _pairwise_sq(C):
     return c_sq[:, None] - 2 * (C @ C.T) + c_sq[None, :]
 
 
-def _centres(sums, counts, centres, X, dist):
-    """Means of the clusters; an empty cluster gets the sample farthest from
-    its centre, as scikit-learn relocates them."""
+def _centres(sums, counts, centres, X, dist, rows=None):
+    """Means of the clusters; an empty cluster gets the sample (of ``rows``)
+    farthest from its centre, as scikit-learn relocates them."""
     new = centres.copy()
     full = counts > 0
     new[full] = (sums[full] / counts[full, None]).astype(np.float32)
     empty = np.flatnonzero(~full)
     if len(empty):
         far = np.argsort(dist)[::-1][:len(empty)]
-        new[empty] = X[far]
+        new[empty] = X[_of(rows, far)]
     return new

@@ -52,6 +52,27 @@ def test_labels_are_the_nearest_centres_and_inertia_is_theirs(data):
         np.testing.assert_allclose(centres[c], X[labels == c].mean(axis=0), atol=2e-4)
 
 
+def test_lloyd_and_swaps_on_rows_of_x_are_those_on_their_copy(data):
+    """The subsample a start is refined on stays rows of X (no copy): the
+    iterations, an emptied cluster's relocation and the swaps must pick the
+    same rows as on a copy of them."""
+    X, _ = data
+    x_sq = np.einsum("ij,ij->i", X, X)
+    lloyd._work.products = 0  # the count kmeans() keeps
+    rows = np.sort(np.random.default_rng(0).choice(len(X), 3000, replace=False))
+    # the last centre is nearest to no sample: emptied, then given a sample
+    start = np.vstack([X[rows[:29]], np.full((1, X.shape[1]), 100, np.float32)])
+    copy = lloyd._lloyd(X[rows], x_sq[rows], start, 300, 0.0)
+    kept = lloyd._lloyd(X, x_sq, start, 300, 0.0, rows)
+    np.testing.assert_array_equal(kept[0], copy[0])
+    np.testing.assert_allclose(kept[1], copy[1], rtol=1e-6)
+    assert np.abs(kept[1]).max() < 10  # the far centre was relocated onto the data
+    swapped = lloyd._swaps(X[rows], x_sq[rows], copy, 300, 0.0, np.random.default_rng(1))
+    kept = lloyd._swaps(X, x_sq, kept, 300, 0.0, np.random.default_rng(1), rows)
+    np.testing.assert_array_equal(kept[0], swapped[0])
+    assert kept[2] == pytest.approx(swapped[2], rel=1e-9)
+
+
 def test_integer_n_init_keeps_the_best_of_full_runs_and_random_init_works(data):
     X, y = data
     one = lloyd.kmeans(X, 30, n_init=1, random_state=1)
