@@ -251,8 +251,8 @@ def _lloyd(X, x_sq, centres, max_iter, tol, rows=None):
     bounds overlap are measured again. Once clusters settle, few are.
     """
     k = len(centres)
-    n = len(X) if rows is None else len(rows)
     own_sq = x_sq if rows is None else x_sq[rows]
+    n = len(own_sq)
     labels, upper, lower = assign(X, x_sq, centres, rows)
     sums, counts = cluster_sums(X, labels, k, rows)
     slack = 1e-4 * float(np.sqrt(own_sq.max()))  # float32 rounding of the distances
